@@ -1,0 +1,278 @@
+"""Type stubs for the native module `agent_core._agent_core` (written by hand, checked by stubtest)."""
+
+from collections.abc import Awaitable, Sequence
+from typing import Any, ClassVar, Literal, final
+
+__version__: str
+
+Role = Literal["system", "user", "assistant"]
+
+# --- the provider contract ------------------------------------------------------------------
+
+@final
+class Message:
+    """One chat message."""
+
+    def __new__(cls, role: str, content: str) -> Message: ...
+    @property
+    def role(self) -> Role: ...
+    @property
+    def content(self) -> str: ...
+
+@final
+class Usage:
+    """Tokens spent by a call, or summed over a task."""
+
+    def __new__(cls, prompt_tokens: int = 0, completion_tokens: int = 0) -> Usage: ...
+    @property
+    def prompt_tokens(self) -> int: ...
+    @property
+    def completion_tokens(self) -> int: ...
+    @property
+    def total_tokens(self) -> int: ...
+
+@final
+class CompletionRequest:
+    """What the engine asks a provider for: one chat completion."""
+
+    def __new__(
+        cls,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> CompletionRequest: ...
+    @property
+    def messages(self) -> list[Message]: ...
+    @property
+    def model(self) -> str | None:
+        """`None` means the provider's configured default model."""
+    @property
+    def temperature(self) -> float | None: ...
+    @property
+    def max_tokens(self) -> int | None: ...
+    @property
+    def stop(self) -> list[str]: ...
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Provider-specific options passed through untouched (a fresh dict each time)."""
+    @property
+    def prompt(self) -> str | None:
+        """The last user message."""
+
+@final
+class Completion:
+    """A provider's answer to one request."""
+
+    def __new__(
+        cls,
+        text: str,
+        model: str,
+        *,
+        finish_reason: str = "stop",
+        usage: Usage = ...,
+        provider: str | None = None,
+    ) -> Completion: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def model(self) -> str:
+        """The model that actually answered."""
+    @property
+    def finish_reason(self) -> str: ...
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def provider(self) -> str | None:
+        """The provider that really served the call (set by fallback chains)."""
+
+@final
+class Capabilities:
+    """What a provider can do beyond one plain completion."""
+
+    def __new__(cls, *, streaming: bool = False, multiple_samples: bool = False) -> Capabilities: ...
+    @property
+    def streaming(self) -> bool: ...
+    @property
+    def multiple_samples(self) -> bool:
+        """One call can return several samples (OpenAI's `n`)."""
+
+class Provider:
+    """Base class of every provider. Subclasses implement `async def complete`."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Provider: ...
+    def complete(self, request: CompletionRequest) -> Awaitable[Completion]:
+        """Answer one request. Subclasses override this with `async def`."""
+    def complete_many(self, request: CompletionRequest, n: int) -> Awaitable[list[Completion]]:
+        """Answer `n` samples of one request (default: `n` concurrent `complete` calls)."""
+    def aclose(self) -> Awaitable[None]:
+        """Release the provider's clients (default: nothing to release)."""
+
+class EchoProvider(Provider):
+    """Offline, deterministic provider: replies with the last user message."""
+
+    def __new__(
+        cls, *, latency: float = 0.0, model: str = "echo-1", name: str = "echo"
+    ) -> EchoProvider: ...
+    @property
+    def latency(self) -> float: ...
+    @property
+    def model(self) -> str: ...
+    def complete(self, request: CompletionRequest) -> Awaitable[Completion]: ...
+
+# --- errors -----------------------------------------------------------------------------------
+
+class AgentError(Exception):
+    """Base class of every ReasoningAgent error; `code` is stable and machine-readable."""
+
+    code: ClassVar[str]
+    def __new__(cls, message: str = "", retry_after: float | None = None) -> AgentError: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the upstream asked us to wait, when it said."""
+
+class InvalidRequestError(AgentError): ...
+class AuthenticationError(AgentError): ...
+class RateLimitError(AgentError): ...
+class ProviderTimeoutError(AgentError): ...
+class UnavailableError(AgentError): ...
+class BudgetExceededError(AgentError): ...
+class NotConfiguredError(AgentError): ...
+class ProviderError(AgentError): ...
+
+# --- the engine -------------------------------------------------------------------------------
+
+@final
+class Task:
+    """One reasoning task: prompt, strategy with its parameters, and budget."""
+
+    def __new__(
+        cls,
+        prompt: str,
+        *,
+        strategy: str = "direct",
+        system: str | None = None,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        samples: int = 5,
+        rounds: int = 1,
+        max_calls: int | None = None,
+        max_total_tokens: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Task: ...
+    @property
+    def prompt(self) -> str: ...
+    @property
+    def strategy(self) -> str: ...
+    @property
+    def system(self) -> str | None: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def temperature(self) -> float | None: ...
+    @property
+    def max_tokens(self) -> int | None: ...
+    @property
+    def stop(self) -> list[str]: ...
+    @property
+    def samples(self) -> int: ...
+    @property
+    def rounds(self) -> int: ...
+    @property
+    def max_calls(self) -> int | None: ...
+    @property
+    def max_total_tokens(self) -> int | None: ...
+    @property
+    def extra(self) -> dict[str, Any]: ...
+
+@final
+class Step:
+    """One provider call in an answer's trace."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def provider(self) -> str | None: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def latency_ms(self) -> float: ...
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def output(self) -> str | None: ...
+    @property
+    def candidate(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def error_message(self) -> str | None: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+@final
+class Answer:
+    """The result of a task, with the trace of every call."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def strategy(self) -> str: ...
+    @property
+    def confidence(self) -> float | None: ...
+    @property
+    def votes(self) -> dict[str, int] | None: ...
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def calls(self) -> int: ...
+    @property
+    def steps(self) -> list[Step]: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def provider(self) -> str | None: ...
+    @property
+    def budget_exhausted(self) -> bool: ...
+    def to_dict(self, *, trace: bool = True) -> dict[str, Any]: ...
+
+@final
+class PendingCall:
+    """A call the engine wants made."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def request(self) -> CompletionRequest: ...
+
+@final
+class Run:
+    """One task's IO-free state machine."""
+
+    def __new__(cls, task: Task) -> Run: ...
+    @property
+    def task(self) -> Task: ...
+    def poll(self) -> list[PendingCall] | Answer: ...
+    def complete(
+        self, call_id: int, completion: Completion, latency_ms: float, provider: str | None = None
+    ) -> None: ...
+    def fail(
+        self, call_id: int, error: BaseException, latency_ms: float, provider: str | None = None
+    ) -> None: ...
+
+def strategies() -> list[str]: ...
+def extract_answer(text: str) -> str: ...
+def normalize_answer(answer: str) -> str: ...

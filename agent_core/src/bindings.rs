@@ -1,0 +1,114 @@
+//! The Python face of [`crate::engine::Run`]: thin conversions, no logic.
+
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::engine::{Poll, Run, StrategyKind, Task};
+use crate::error::error_from_py;
+use crate::types::{Completion, CompletionRequest};
+
+/// A call the engine wants made.
+#[pyclass(module = "agent_core", frozen, get_all)]
+pub struct PendingCall {
+    pub id: u64,
+    pub purpose: String,
+    pub request: CompletionRequest,
+}
+
+#[pymethods]
+impl PendingCall {
+    fn __repr__(&self) -> String {
+        format!("PendingCall(id={}, purpose={:?})", self.id, self.purpose)
+    }
+}
+
+/// One task's state machine. `ReasoningAgent` drives it; use it directly to drive a strategy
+/// with your own IO.
+#[pyclass(module = "agent_core", name = "Run")]
+pub struct PyRun {
+    inner: Run,
+}
+
+#[pymethods]
+impl PyRun {
+    #[new]
+    fn py_new(task: Task) -> Self {
+        Self {
+            inner: Run::new(task),
+        }
+    }
+
+    #[getter]
+    fn task(&self) -> Task {
+        self.inner.task().clone()
+    }
+
+    /// The next calls to make (each handed out once; an empty list while results are
+    /// outstanding), or the `Answer` when the task is done. Raises the task's `AgentError`
+    /// when it failed.
+    fn poll<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.inner.poll() {
+            Poll::Calls(calls) => {
+                let pending = calls
+                    .into_iter()
+                    .map(|c| PendingCall {
+                        id: c.id,
+                        purpose: c.purpose,
+                        request: c.request,
+                    })
+                    .map(|p| Bound::new(py, p))
+                    .collect::<PyResult<Vec<_>>>()?;
+                Ok(PyList::new(py, pending)?.into_any())
+            }
+            Poll::Waiting => Ok(PyList::empty(py).into_any()),
+            Poll::Done(Ok(answer)) => Ok(Bound::new(py, answer)?.into_any()),
+            Poll::Done(Err(error)) => Err(error.into()),
+        }
+    }
+
+    /// Reports that call `call_id` answered.
+    #[pyo3(signature = (call_id, completion, latency_ms, provider = None))]
+    fn complete(
+        &mut self,
+        call_id: u64,
+        completion: Completion,
+        latency_ms: f64,
+        provider: Option<String>,
+    ) -> PyResult<()> {
+        Ok(self
+            .inner
+            .complete(call_id, completion, latency_ms, provider)?)
+    }
+
+    /// Reports that call `call_id` failed with `error` (any exception; ours keep their kind).
+    #[pyo3(signature = (call_id, error, latency_ms, provider = None))]
+    fn fail(
+        &mut self,
+        call_id: u64,
+        error: &Bound<'_, PyAny>,
+        latency_ms: f64,
+        provider: Option<String>,
+    ) -> PyResult<()> {
+        Ok(self
+            .inner
+            .fail(call_id, error_from_py(error), latency_ms, provider)?)
+    }
+}
+
+/// The names of the strategies the engine knows.
+#[pyfunction]
+pub fn strategies() -> Vec<&'static str> {
+    StrategyKind::ALL.iter().map(|k| k.name()).collect()
+}
+
+/// Extracts the final answer from a reasoning reply (the engine's documented order).
+#[pyfunction]
+pub fn extract_answer(text: &str) -> String {
+    crate::engine::extract::extract_answer(text).value
+}
+
+/// Normalises an answer the way self-consistency does before voting.
+#[pyfunction]
+pub fn normalize_answer(answer: &str) -> String {
+    crate::engine::extract::normalize(answer)
+}

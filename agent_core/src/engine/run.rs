@@ -1,0 +1,341 @@
+//! The IO-free driver of a strategy: hands out calls, takes results back, keeps the budget and
+//! the trace, and finally yields the [`Answer`].
+//!
+//! The caller loops: `poll()` gives a batch of [`CallSpec`]s; it performs them (concurrently,
+//! in any order) and reports each with `complete` or `fail`; then it polls again, until
+//! `poll()` says [`Poll::Done`]. Nothing here waits, sleeps or touches the network.
+//!
+//! Budgets (`max_calls`, `max_total_tokens`) hold across the whole strategy:
+//! - a batch is cut to the calls left; each call's `max_tokens` is capped at its share of the
+//!   tokens left (prompt tokens are only known afterwards, so the token budget is checked again
+//!   before every batch);
+//! - when the budget runs out before the strategy is done, the task ends with the strategy's
+//!   best answer so far and `budget_exhausted = true`, or, when there is none yet, with a
+//!   `budget_exceeded` error.
+
+use crate::engine::answer::{Answer, Step};
+use crate::engine::strategies::{self, Final, Planned, Returned, Strategy, Transition};
+use crate::engine::task::Task;
+use crate::error::{Error, ErrorKind};
+use crate::types::{Completion, CompletionRequest};
+
+/// One call the caller must make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSpec {
+    /// Unique within the run; report the result under this id.
+    pub id: u64,
+    pub purpose: String,
+    pub request: CompletionRequest,
+}
+
+/// What the run needs next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Poll {
+    /// Make these calls and report each result.
+    Calls(Vec<CallSpec>),
+    /// Results of earlier calls are still outstanding.
+    Waiting,
+    /// Finished: the answer or why there is none.
+    Done(Result<Answer, Error>),
+}
+
+enum State {
+    /// The strategy's next calls, not yet handed out.
+    Ready(Vec<Planned>),
+    /// Calls handed out; results collected in plan order.
+    InFlight {
+        batch: Vec<InFlightCall>,
+    },
+    Done(Result<Answer, Error>),
+}
+
+struct InFlightCall {
+    id: u64,
+    step: usize,
+    request: CompletionRequest,
+    /// `None` until the caller reports it.
+    result: Option<Result<Completion, Error>>,
+}
+
+pub struct Run {
+    task: Task,
+    strategy: Box<dyn Strategy>,
+    state: State,
+    steps: Vec<Step>,
+    calls: u32,
+    next_id: u64,
+    /// Set when a batch was cut to fit the budget.
+    truncated: bool,
+}
+
+impl Run {
+    /// Starts a run; an invalid task yields a run that is already done with the error.
+    pub fn new(task: Task) -> Self {
+        let mut strategy = strategies::build(&task);
+        let state = match task.validate() {
+            Ok(()) => State::Ready(strategy.start()),
+            Err(error) => State::Done(Err(error)),
+        };
+        Self {
+            task,
+            strategy,
+            state,
+            steps: Vec::new(),
+            calls: 0,
+            next_id: 0,
+            truncated: false,
+        }
+    }
+
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
+
+    pub fn poll(&mut self) -> Poll {
+        if let State::Ready(planned) = &mut self.state {
+            let planned = std::mem::take(planned);
+            self.state = match self.issue(planned) {
+                Ok(batch) => State::InFlight { batch },
+                Err(done) => State::Done(done),
+            };
+            if let State::InFlight { batch } = &self.state {
+                let specs = batch
+                    .iter()
+                    .map(|call| CallSpec {
+                        id: call.id,
+                        purpose: self.steps[call.step].purpose.clone(),
+                        request: call.request.clone(),
+                    })
+                    .collect();
+                return Poll::Calls(specs);
+            }
+        }
+        match &self.state {
+            State::Done(result) => Poll::Done(result.clone()),
+            _ => Poll::Waiting,
+        }
+    }
+
+    /// Reports a successful call. `provider` names who served it when the completion does not.
+    pub fn complete(
+        &mut self,
+        id: u64,
+        completion: Completion,
+        latency_ms: f64,
+        provider: Option<String>,
+    ) -> Result<(), Error> {
+        let step = self.record(id, latency_ms)?;
+        let s = &mut self.steps[step];
+        s.provider = completion.provider.clone().or(provider);
+        s.model = Some(completion.model.clone());
+        s.usage = completion.usage;
+        s.output = Some(completion.text.clone());
+        self.store(id, Ok(completion));
+        Ok(())
+    }
+
+    /// Reports a failed call.
+    pub fn fail(
+        &mut self,
+        id: u64,
+        error: Error,
+        latency_ms: f64,
+        provider: Option<String>,
+    ) -> Result<(), Error> {
+        let step = self.record(id, latency_ms)?;
+        let s = &mut self.steps[step];
+        s.provider = provider;
+        s.error = Some(error.kind.code().to_string());
+        s.error_message = Some(error.message.clone());
+        self.store(id, Err(error));
+        Ok(())
+    }
+
+    /// Applies the budget to the strategy's plan and opens trace steps for the calls.
+    fn issue(
+        &mut self,
+        mut planned: Vec<Planned>,
+    ) -> Result<Vec<InFlightCall>, Result<Answer, Error>> {
+        if planned.is_empty() {
+            return Err(Err(Error::new(
+                ErrorKind::Provider,
+                "the strategy planned no calls",
+            )));
+        }
+        let calls_left = self
+            .task
+            .max_calls
+            .map(|max| max.saturating_sub(self.calls));
+        let used = self.used_tokens();
+        let tokens_left = self
+            .task
+            .max_total_tokens
+            .map(|max| max.saturating_sub(used));
+        if calls_left == Some(0) || tokens_left == Some(0) {
+            return Err(self.out_of_budget());
+        }
+        if let Some(left) = calls_left {
+            if planned.len() > left as usize {
+                planned.truncate(left as usize);
+                self.truncated = true;
+            }
+        }
+        let share = tokens_left.map(|left| (left / planned.len() as u64).max(1));
+        let max_tokens = match (self.task.max_tokens, share) {
+            (Some(asked), Some(share)) => Some(asked.min(share)),
+            (asked, share) => asked.or(share),
+        };
+        let mut batch = Vec::with_capacity(planned.len());
+        for plan in planned {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.calls += 1;
+            let request = CompletionRequest {
+                messages: plan.messages,
+                model: self.task.model.clone(),
+                temperature: plan.temperature.or(self.task.temperature),
+                max_tokens,
+                stop: self.task.stop.clone(),
+                extra: self.task.extra.clone(),
+            };
+            let step = self.steps.len();
+            self.steps.push(Step {
+                index: step,
+                purpose: plan.purpose,
+                provider: None,
+                model: request.model.clone(),
+                latency_ms: 0.0,
+                usage: Default::default(),
+                output: None,
+                candidate: None,
+                error: None,
+                error_message: None,
+            });
+            batch.push(InFlightCall {
+                id,
+                step,
+                request,
+                result: None,
+            });
+        }
+        Ok(batch)
+    }
+
+    fn out_of_budget(&self) -> Result<Answer, Error> {
+        match self.strategy.best_so_far() {
+            Some(best) => Ok(self.answer(best, true)),
+            None => Err(Error::new(
+                ErrorKind::BudgetExceeded,
+                format!(
+                    "the task used its budget ({} calls, {} tokens) before it had an answer",
+                    self.calls,
+                    self.used_tokens()
+                ),
+            )),
+        }
+    }
+
+    fn used_tokens(&self) -> u64 {
+        self.steps.iter().map(|s| s.usage.total()).sum()
+    }
+
+    /// Finds the in-flight call `id`, sets its latency and returns its trace step.
+    fn record(&mut self, id: u64, latency_ms: f64) -> Result<usize, Error> {
+        let State::InFlight { batch } = &self.state else {
+            return Err(unknown_call(id));
+        };
+        let Some(call) = batch
+            .iter()
+            .find(|call| call.id == id && call.result.is_none())
+        else {
+            return Err(unknown_call(id));
+        };
+        let step = call.step;
+        self.steps[step].latency_ms = latency_ms;
+        Ok(step)
+    }
+
+    /// Stores a result; once the whole batch is in, the strategy decides what comes next.
+    fn store(&mut self, id: u64, result: Result<Completion, Error>) {
+        let State::InFlight { batch } = &mut self.state else {
+            return;
+        };
+        if let Some(call) = batch.iter_mut().find(|call| call.id == id) {
+            call.result = Some(result);
+        }
+        if batch.iter().any(|call| call.result.is_none()) {
+            return;
+        }
+        let mut returned: Vec<Returned> = std::mem::take(batch)
+            .into_iter()
+            .filter_map(|call| {
+                let result = call.result?;
+                Some(Returned {
+                    step: call.step,
+                    result,
+                    candidate: None,
+                })
+            })
+            .collect();
+        let transition = self.strategy.on_results(&mut returned);
+        for r in returned {
+            self.steps[r.step].candidate = r.candidate;
+        }
+        self.state = match transition {
+            Transition::Calls(planned) => State::Ready(planned),
+            Transition::Finish(Ok(best)) => State::Done(Ok(self.answer(best, self.truncated))),
+            Transition::Finish(Err(error)) => State::Done(Err(error)),
+        };
+    }
+
+    fn answer(&self, best: Final, budget_exhausted: bool) -> Answer {
+        let source = &self.steps[best.step];
+        let mut usage = crate::types::Usage::default();
+        for step in &self.steps {
+            usage += step.usage;
+        }
+        Answer {
+            text: best.text,
+            strategy: self.task.strategy.name(),
+            confidence: best.confidence,
+            votes: best.votes,
+            usage,
+            calls: self.calls,
+            steps: self.steps.clone(),
+            model: source.model.clone(),
+            provider: source.provider.clone(),
+            budget_exhausted,
+        }
+    }
+}
+
+fn unknown_call(id: u64) -> Error {
+    Error::invalid(format!("call {id} is not awaiting a result"))
+}
+
+/// Drives a run to the end with a blocking, Rust-native provider (tests, benchmarks, `echo`).
+pub fn drive(
+    task: Task,
+    provider: &dyn crate::provider::CompletionProvider,
+) -> Result<Answer, Error> {
+    let mut run = Run::new(task);
+    loop {
+        match run.poll() {
+            Poll::Calls(calls) => {
+                for call in calls {
+                    match provider.complete(&call.request) {
+                        Ok(c) => run.complete(call.id, c, 0.0, Some(provider.name().into()))?,
+                        Err(e) => run.fail(call.id, e, 0.0, Some(provider.name().into()))?,
+                    }
+                }
+            }
+            Poll::Waiting => {
+                return Err(Error::new(
+                    ErrorKind::Provider,
+                    "the run waits on calls never made",
+                ))
+            }
+            Poll::Done(result) => return result,
+        }
+    }
+}

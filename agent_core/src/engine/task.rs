@@ -1,0 +1,344 @@
+//! What the engine is asked to do: a prompt, a strategy with its parameters, and a budget.
+
+use std::fmt;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::error::Error;
+use crate::types::{extra_from_py, extra_to_py, Extra};
+
+/// The reasoning strategies the engine knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyKind {
+    /// One call, the reply is the answer.
+    Direct,
+    /// One step-by-step call; the final answer is extracted from the reply.
+    Cot,
+    /// `samples` step-by-step calls at once; the extracted answers vote.
+    SelfConsistency,
+    /// Draft, then `rounds` of critique and revision.
+    Refine,
+}
+
+impl StrategyKind {
+    pub const ALL: [StrategyKind; 4] = [
+        StrategyKind::Direct,
+        StrategyKind::Cot,
+        StrategyKind::SelfConsistency,
+        StrategyKind::Refine,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyKind::Direct => "direct",
+            StrategyKind::Cot => "cot",
+            StrategyKind::SelfConsistency => "self_consistency",
+            StrategyKind::Refine => "refine",
+        }
+    }
+
+    /// Parses a strategy name; `-` and `_` are interchangeable and a few long names are accepted.
+    pub fn parse(name: &str) -> Result<Self, Error> {
+        let key = name.trim().to_ascii_lowercase().replace('-', "_");
+        let kind = match key.as_str() {
+            "direct" => StrategyKind::Direct,
+            "cot" | "chain_of_thought" => StrategyKind::Cot,
+            "self_consistency" | "sc" => StrategyKind::SelfConsistency,
+            "refine" | "self_refine" => StrategyKind::Refine,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "unknown strategy {name:?}: expected one of {}",
+                    strategy_names().join(", ")
+                )))
+            }
+        };
+        Ok(kind)
+    }
+}
+
+impl fmt::Display for StrategyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+pub fn strategy_names() -> Vec<&'static str> {
+    StrategyKind::ALL.iter().map(|k| k.name()).collect()
+}
+
+pub const DEFAULT_SAMPLES: u32 = 5;
+pub const MAX_SAMPLES: u32 = 64;
+pub const DEFAULT_ROUNDS: u32 = 1;
+pub const MAX_ROUNDS: u32 = 10;
+/// Self-consistency needs diverse samples: used when the task sets no temperature.
+pub const DEFAULT_SAMPLE_TEMPERATURE: f64 = 0.7;
+
+/// One reasoning task.
+#[pyclass(module = "agent_core", frozen, from_py_object)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    #[pyo3(get)]
+    pub prompt: String,
+    pub strategy: StrategyKind,
+    #[pyo3(get)]
+    pub system: Option<String>,
+    #[pyo3(get)]
+    pub model: Option<String>,
+    #[pyo3(get)]
+    pub temperature: Option<f64>,
+    #[pyo3(get)]
+    pub max_tokens: Option<u64>,
+    #[pyo3(get)]
+    pub stop: Vec<String>,
+    /// Self-consistency: how many samples vote.
+    #[pyo3(get)]
+    pub samples: u32,
+    /// Refine: how many critique-and-revise rounds after the draft.
+    #[pyo3(get)]
+    pub rounds: u32,
+    /// Budget: at most this many provider calls for the whole task.
+    #[pyo3(get)]
+    pub max_calls: Option<u32>,
+    /// Budget: at most this many tokens (prompt + completion) for the whole task.
+    #[pyo3(get)]
+    pub max_total_tokens: Option<u64>,
+    pub extra: Extra,
+}
+
+impl Task {
+    /// A task with every option at its default.
+    pub fn new(prompt: impl Into<String>, strategy: StrategyKind) -> Self {
+        Self {
+            prompt: prompt.into(),
+            strategy,
+            system: None,
+            model: None,
+            temperature: None,
+            max_tokens: None,
+            stop: Vec::new(),
+            samples: DEFAULT_SAMPLES,
+            rounds: DEFAULT_ROUNDS,
+            max_calls: None,
+            max_total_tokens: None,
+            extra: Extra::new(),
+        }
+    }
+
+    /// Checks every parameter; the engine runs only valid tasks.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.prompt.trim().is_empty() {
+            return Err(Error::invalid("prompt must not be empty"));
+        }
+        if let Some(t) = self.temperature {
+            if !(0.0..=2.0).contains(&t) {
+                return Err(Error::invalid(format!(
+                    "temperature must be between 0 and 2, got {t}"
+                )));
+            }
+            if self.strategy == StrategyKind::SelfConsistency && t == 0.0 {
+                return Err(Error::invalid(
+                    "self_consistency needs a temperature above 0: identical samples cannot vote",
+                ));
+            }
+        }
+        if !(1..=MAX_SAMPLES).contains(&self.samples) {
+            return Err(Error::invalid(format!(
+                "samples must be between 1 and {MAX_SAMPLES}, got {}",
+                self.samples
+            )));
+        }
+        if self.rounds > MAX_ROUNDS {
+            return Err(Error::invalid(format!(
+                "rounds must be between 0 and {MAX_ROUNDS}, got {}",
+                self.rounds
+            )));
+        }
+        if self.max_tokens == Some(0) {
+            return Err(Error::invalid("max_tokens must be at least 1"));
+        }
+        if self.max_calls == Some(0) {
+            return Err(Error::invalid("max_calls must be at least 1"));
+        }
+        if self.max_total_tokens == Some(0) {
+            return Err(Error::invalid("max_total_tokens must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl Task {
+    #[new]
+    #[pyo3(signature = (
+        prompt,
+        *,
+        strategy = "direct",
+        system = None,
+        model = None,
+        temperature = None,
+        max_tokens = None,
+        stop = None,
+        samples = DEFAULT_SAMPLES,
+        rounds = DEFAULT_ROUNDS,
+        max_calls = None,
+        max_total_tokens = None,
+        extra = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        prompt: String,
+        strategy: &str,
+        system: Option<String>,
+        model: Option<String>,
+        temperature: Option<f64>,
+        max_tokens: Option<u64>,
+        stop: Option<Vec<String>>,
+        samples: u32,
+        rounds: u32,
+        max_calls: Option<u32>,
+        max_total_tokens: Option<u64>,
+        extra: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let task = Self {
+            prompt,
+            strategy: StrategyKind::parse(strategy)?,
+            system,
+            model,
+            temperature,
+            max_tokens,
+            stop: stop.unwrap_or_default(),
+            samples,
+            rounds,
+            max_calls,
+            max_total_tokens,
+            extra: extra_from_py(extra)?,
+        };
+        task.validate()?;
+        Ok(task)
+    }
+
+    #[getter(strategy)]
+    fn py_strategy(&self) -> &'static str {
+        self.strategy.name()
+    }
+
+    #[getter(extra)]
+    fn py_extra<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        extra_to_py(py, &self.extra)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Task(prompt={:?}, strategy={:?})",
+            self.prompt,
+            self.strategy.name()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn strategy_names_parse_with_aliases() {
+        for kind in StrategyKind::ALL {
+            assert_eq!(StrategyKind::parse(kind.name()), Ok(kind));
+        }
+        assert_eq!(
+            StrategyKind::parse("Self-Consistency"),
+            Ok(StrategyKind::SelfConsistency)
+        );
+        assert_eq!(
+            StrategyKind::parse("chain_of_thought"),
+            Ok(StrategyKind::Cot)
+        );
+    }
+
+    #[test]
+    fn unknown_strategy_lists_the_known_ones() {
+        let err = StrategyKind::parse("tree_of_thought").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidRequest);
+        assert!(
+            err.message
+                .contains("direct, cot, self_consistency, refine"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn invalid_parameters_are_rejected() {
+        let base = Task::new("q", StrategyKind::SelfConsistency);
+        let cases: Vec<(Task, &str)> = vec![
+            (
+                Task {
+                    prompt: "  ".into(),
+                    ..base.clone()
+                },
+                "prompt",
+            ),
+            (
+                Task {
+                    samples: 0,
+                    ..base.clone()
+                },
+                "samples",
+            ),
+            (
+                Task {
+                    samples: MAX_SAMPLES + 1,
+                    ..base.clone()
+                },
+                "samples",
+            ),
+            (
+                Task {
+                    rounds: MAX_ROUNDS + 1,
+                    ..base.clone()
+                },
+                "rounds",
+            ),
+            (
+                Task {
+                    temperature: Some(0.0),
+                    ..base.clone()
+                },
+                "temperature above 0",
+            ),
+            (
+                Task {
+                    temperature: Some(2.5),
+                    ..base.clone()
+                },
+                "temperature",
+            ),
+            (
+                Task {
+                    max_calls: Some(0),
+                    ..base.clone()
+                },
+                "max_calls",
+            ),
+            (
+                Task {
+                    max_total_tokens: Some(0),
+                    ..base.clone()
+                },
+                "max_total_tokens",
+            ),
+        ];
+        for (task, needle) in cases {
+            let err = task.validate().unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidRequest);
+            assert!(
+                err.message.contains(needle),
+                "{} lacks {needle}",
+                err.message
+            );
+        }
+        assert_eq!(base.validate(), Ok(()));
+    }
+}

@@ -1,0 +1,255 @@
+//! Providers: the Rust trait, the Python base class plugins subclass, and the offline `echo`.
+
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::error::Error;
+use crate::types::{
+    Capabilities, Completion, CompletionRequest, Usage, FINISH_LENGTH, FINISH_STOP,
+};
+
+/// A provider implemented in Rust. Rust-native providers do no network IO (that is Python's
+/// job), so the call is synchronous; `echo` is the one shipped.
+pub trait CompletionProvider {
+    fn name(&self) -> &str;
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+    fn complete(&self, request: &CompletionRequest) -> Result<Completion, Error>;
+}
+
+/// Base class of every provider seen from Python.
+///
+/// Subclasses set the class attributes `name` and `capabilities` and implement
+/// `async def complete(self, request: CompletionRequest) -> Completion`; they raise the
+/// `AgentError` subclasses for failures. `complete_many` and `aclose` have working defaults.
+#[pyclass(module = "agent_core", subclass)]
+pub struct Provider;
+
+#[pymethods]
+impl Provider {
+    /// Accepts any arguments so subclasses can define their own `__init__` freely.
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyAny>>) -> Self {
+        Provider
+    }
+
+    #[classattr]
+    fn name() -> &'static str {
+        "provider"
+    }
+
+    #[classattr]
+    fn capabilities() -> Capabilities {
+        Capabilities::default()
+    }
+
+    /// Answers one request. Subclasses must override this with an `async def`.
+    fn complete(slf: &Bound<'_, Self>, _request: CompletionRequest) -> PyResult<Py<PyAny>> {
+        let name = slf.get_type().name()?;
+        Err(pyo3::exceptions::PyNotImplementedError::new_err(format!(
+            "{name} must implement `async def complete(self, request)`"
+        )))
+    }
+
+    /// Answers `n` samples of one request. The default makes `n` concurrent `complete` calls;
+    /// providers whose upstream returns several choices per call override it and declare
+    /// `Capabilities(multiple_samples=True)`.
+    fn complete_many<'py>(
+        slf: &Bound<'py, Self>,
+        request: CompletionRequest,
+        n: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let calls = (0..n)
+            .map(|_| slf.call_method1("complete", (request.clone(),)))
+            .collect::<PyResult<Vec<_>>>()?;
+        py.import("asyncio")?
+            .getattr("gather")?
+            .call1(PyTuple::new(py, calls)?)
+    }
+
+    /// Releases the provider's clients. The default has nothing to release.
+    fn aclose<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(slf.py(), 0.0, slf.py().None().into_bound(slf.py()))
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let name: String = slf.getattr("name")?.extract()?;
+        Ok(format!("<{} name={name:?}>", slf.get_type().name()?))
+    }
+}
+
+/// An awaitable that yields `value` after `delay` seconds, without a Rust async runtime.
+fn awaitable<'py>(
+    py: Python<'py>,
+    delay: f64,
+    value: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    py.import("asyncio")?
+        .getattr("sleep")?
+        .call1((delay, value))
+}
+
+/// The offline, deterministic provider: replies with the last user message.
+///
+/// Tokens are counted as whitespace-separated words. `max_tokens` cuts the reply (finish
+/// reason `length`) and `stop` sequences end it early, as a real model would.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Echo {
+    pub name: String,
+    pub model: String,
+}
+
+impl Default for Echo {
+    fn default() -> Self {
+        Self {
+            name: "echo".into(),
+            model: "echo-1".into(),
+        }
+    }
+}
+
+fn count_words(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+impl CompletionProvider for Echo {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn complete(&self, request: &CompletionRequest) -> Result<Completion, Error> {
+        request.validate()?;
+        let mut text = request.last_user_message().unwrap_or_default().to_string();
+        let mut finish_reason = FINISH_STOP;
+        if let Some(at) = request
+            .stop
+            .iter()
+            .filter_map(|s| text.find(s.as_str()))
+            .min()
+        {
+            text.truncate(at);
+        }
+        if let Some(max) = request.max_tokens {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            if words.len() as u64 > max {
+                text = words[..max as usize].join(" ");
+                finish_reason = FINISH_LENGTH;
+            }
+        }
+        let prompt_tokens = request
+            .messages
+            .iter()
+            .map(|m| count_words(&m.content))
+            .sum();
+        Ok(Completion {
+            usage: Usage {
+                prompt_tokens,
+                completion_tokens: count_words(&text),
+            },
+            text,
+            model: request.model.clone().unwrap_or_else(|| self.model.clone()),
+            finish_reason: finish_reason.into(),
+            provider: Some(self.name.clone()),
+        })
+    }
+}
+
+/// `echo` for Python: offline and deterministic, with optional artificial latency (seconds).
+#[pyclass(module = "agent_core", extends = Provider, subclass)]
+pub struct EchoProvider {
+    inner: Echo,
+    #[pyo3(get)]
+    latency: f64,
+}
+
+#[pymethods]
+impl EchoProvider {
+    #[new]
+    #[pyo3(signature = (*, latency = 0.0, model = "echo-1".to_string(), name = "echo".to_string()))]
+    fn py_new(latency: f64, model: String, name: String) -> PyResult<PyClassInitializer<Self>> {
+        if !(latency.is_finite() && latency >= 0.0) {
+            return Err(Error::invalid(format!(
+                "latency must be a number of seconds >= 0, got {latency}"
+            ))
+            .into());
+        }
+        Ok(PyClassInitializer::from(Provider).add_subclass(Self {
+            inner: Echo { name, model },
+            latency,
+        }))
+    }
+
+    /// The instance's name (shadows the class attribute, so several echoes can coexist).
+    #[getter]
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    #[getter]
+    fn model(&self) -> &str {
+        &self.inner.model
+    }
+
+    fn complete<'py>(
+        slf: &Bound<'py, Self>,
+        request: CompletionRequest,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let this = slf.borrow();
+        let completion = this.inner.complete(&request)?;
+        let py = slf.py();
+        awaitable(py, this.latency, Bound::new(py, completion)?.into_any())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Message;
+
+    fn request(text: &str) -> CompletionRequest {
+        CompletionRequest {
+            messages: vec![Message::system("be brief"), Message::user(text)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn echo_replies_with_the_last_user_message_and_counts_words() {
+        let c = Echo::default().complete(&request("Hello, world!")).unwrap();
+        assert_eq!(c.text, "Hello, world!");
+        assert_eq!(c.model, "echo-1");
+        assert_eq!(c.finish_reason, "stop");
+        assert_eq!(
+            c.usage,
+            Usage {
+                prompt_tokens: 4,
+                completion_tokens: 2
+            }
+        );
+        assert_eq!(c.provider.as_deref(), Some("echo"));
+    }
+
+    #[test]
+    fn echo_honours_max_tokens_and_stop() {
+        let mut r = request("one two three four");
+        r.max_tokens = Some(2);
+        let c = Echo::default().complete(&r).unwrap();
+        assert_eq!(
+            (c.text.as_str(), c.finish_reason.as_str()),
+            ("one two", "length")
+        );
+        r.max_tokens = None;
+        r.stop = vec![" three".into()];
+        assert_eq!(Echo::default().complete(&r).unwrap().text, "one two");
+    }
+
+    #[test]
+    fn echo_uses_the_requested_model() {
+        let mut r = request("x");
+        r.model = Some("echo-large".into());
+        assert_eq!(Echo::default().complete(&r).unwrap().model, "echo-large");
+    }
+}
