@@ -1,0 +1,35 @@
+"""One provider's configuration: a `[providers.NAME]` table of plugins.toml, plus environment."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Transport = Literal["lean", "sdk"]
+
+
+class ProviderConfig(BaseModel):
+    """Settings for one configured provider instance.
+
+    Secrets never live here: `api_key_env` names the environment variable that holds the key.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = Field(description="registered provider name to instantiate: openai, anthropic, ...")
+    enabled: bool = True
+    model: str | None = Field(default=None, description="default model when a request names none")
+    base_url: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="name of the environment variable holding the API key"
+    )
+    organization: str | None = None
+    timeout: float = Field(default=60.0, gt=0, description="seconds per upstream call")
+    max_retries: int = Field(default=2, ge=0, le=10, description="retries of retryable failures")
+    transport: Transport = Field(
+        default="lean", description="lean: aiohttp + orjson (fast); sdk: the official SDK"
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="provider-specific options passed to the plugin"
+    )
