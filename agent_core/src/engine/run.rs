@@ -94,10 +94,7 @@ impl Run {
     pub fn poll(&mut self) -> Poll {
         if let State::Ready(planned) = &mut self.state {
             let planned = std::mem::take(planned);
-            self.state = match self.issue(planned) {
-                Ok(batch) => State::InFlight { batch },
-                Err(done) => State::Done(done),
-            };
+            self.state = self.issue(planned);
             if let State::InFlight { batch } = &self.state {
                 let specs = batch
                     .iter()
@@ -152,15 +149,10 @@ impl Run {
     }
 
     /// Applies the budget to the strategy's plan and opens trace steps for the calls.
-    fn issue(
-        &mut self,
-        mut planned: Vec<Planned>,
-    ) -> Result<Vec<InFlightCall>, Result<Answer, Error>> {
+    fn issue(&mut self, mut planned: Vec<Planned>) -> State {
         if planned.is_empty() {
-            return Err(Err(Error::new(
-                ErrorKind::Provider,
-                "the strategy planned no calls",
-            )));
+            let error = Error::new(ErrorKind::Provider, "the strategy planned no calls");
+            return State::Done(Err(error));
         }
         let calls_left = self
             .task
@@ -172,7 +164,7 @@ impl Run {
             .max_total_tokens
             .map(|max| max.saturating_sub(used));
         if calls_left == Some(0) || tokens_left == Some(0) {
-            return Err(self.out_of_budget());
+            return State::Done(self.out_of_budget());
         }
         if let Some(left) = calls_left {
             if planned.len() > left as usize {
@@ -218,7 +210,7 @@ impl Run {
                 result: None,
             });
         }
-        Ok(batch)
+        State::InFlight { batch }
     }
 
     fn out_of_budget(&self) -> Result<Answer, Error> {
@@ -283,7 +275,13 @@ impl Run {
         }
         self.state = match transition {
             Transition::Calls(planned) => State::Ready(planned),
-            Transition::Finish(Ok(best)) => State::Done(Ok(self.answer(best, self.truncated))),
+            Transition::Finish(Ok(best)) => {
+                let over = self
+                    .task
+                    .max_total_tokens
+                    .is_some_and(|max| self.used_tokens() > max);
+                State::Done(Ok(self.answer(best, self.truncated || over)))
+            }
             Transition::Finish(Err(error)) => State::Done(Err(error)),
         };
     }
@@ -337,5 +335,117 @@ pub fn drive(
             }
             Poll::Done(result) => return result,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::task::StrategyKind;
+    use crate::types::{Message, Usage};
+
+    /// A strategy with no intermediate answer: it plans a second batch and only the second
+    /// batch yields an answer (the shape of plan-then-solve strategies).
+    struct TwoPhase;
+
+    impl Strategy for TwoPhase {
+        fn start(&mut self) -> Vec<Planned> {
+            vec![Planned {
+                purpose: "plan".into(),
+                messages: vec![Message::user("p")],
+                temperature: None,
+            }]
+        }
+        fn on_results(&mut self, results: &mut [Returned]) -> Transition {
+            if results[0].step == 0 {
+                Transition::Calls(vec![Planned {
+                    purpose: "solve".into(),
+                    messages: vec![Message::user("s")],
+                    temperature: None,
+                }])
+            } else {
+                Transition::Finish(Ok(Final {
+                    text: "done".into(),
+                    confidence: None,
+                    votes: None,
+                    step: 1,
+                }))
+            }
+        }
+        fn best_so_far(&self) -> Option<Final> {
+            None
+        }
+    }
+
+    fn completion(tokens: u64) -> Completion {
+        Completion {
+            text: "x".into(),
+            model: "m".into(),
+            finish_reason: "stop".into(),
+            usage: Usage {
+                prompt_tokens: tokens,
+                completion_tokens: 0,
+            },
+            provider: None,
+        }
+    }
+
+    fn two_phase(task: Task) -> Run {
+        Run {
+            strategy: Box::new(TwoPhase),
+            state: State::Ready(TwoPhase.start()),
+            ..Run::new(task)
+        }
+    }
+
+    #[test]
+    fn budget_gone_before_any_answer_is_budget_exceeded() {
+        let mut run = two_phase(Task {
+            max_calls: Some(1),
+            ..Task::new("q", StrategyKind::Direct)
+        });
+        let Poll::Calls(calls) = run.poll() else {
+            panic!("expected calls")
+        };
+        run.complete(calls[0].id, completion(5), 1.0, None).unwrap();
+        let Poll::Done(Err(error)) = run.poll() else {
+            panic!("expected budget_exceeded")
+        };
+        assert_eq!(error.kind, ErrorKind::BudgetExceeded);
+        assert!(error.message.contains("1 calls"), "{}", error.message);
+    }
+
+    #[test]
+    fn token_budget_gone_before_any_answer_is_budget_exceeded() {
+        let mut run = two_phase(Task {
+            max_total_tokens: Some(5),
+            ..Task::new("q", StrategyKind::Direct)
+        });
+        let Poll::Calls(calls) = run.poll() else {
+            panic!("expected calls")
+        };
+        run.complete(calls[0].id, completion(5), 1.0, None).unwrap();
+        assert!(matches!(run.poll(), Poll::Done(Err(e)) if e.kind == ErrorKind::BudgetExceeded));
+    }
+
+    #[test]
+    fn within_budget_the_second_phase_runs() {
+        let mut run = two_phase(Task {
+            max_calls: Some(2),
+            ..Task::new("q", StrategyKind::Direct)
+        });
+        for _ in 0..2 {
+            let Poll::Calls(calls) = run.poll() else {
+                panic!("expected calls")
+            };
+            run.complete(calls[0].id, completion(1), 1.0, None).unwrap();
+        }
+        let Poll::Done(Ok(answer)) = run.poll() else {
+            panic!("expected an answer")
+        };
+        assert_eq!(
+            (answer.text.as_str(), answer.budget_exhausted),
+            ("done", false)
+        );
     }
 }
