@@ -1,11 +1,40 @@
-"""Type stubs for the native module `agent_core._agent_core` (written by hand, checked by stubtest)."""
+"""Stubs for the native module `agent_core._agent_core`, written by hand, checked by stubtest."""
 
 from collections.abc import Awaitable, Sequence
 from typing import Any, ClassVar, Literal, final
 
-__version__: str
+from typing_extensions import disjoint_base
 
-Role = Literal["system", "user", "assistant"]
+__version__: str
+__all__ = [
+    "AgentError",
+    "Answer",
+    "AuthenticationError",
+    "BudgetExceededError",
+    "Capabilities",
+    "Completion",
+    "CompletionRequest",
+    "EchoProvider",
+    "InvalidRequestError",
+    "Message",
+    "NotConfiguredError",
+    "PendingCall",
+    "Provider",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "RateLimitError",
+    "Run",
+    "Step",
+    "Task",
+    "UnavailableError",
+    "Usage",
+    "__version__",
+    "extract_answer",
+    "normalize_answer",
+    "strategies",
+]
+
+_Role = Literal["system", "user", "assistant"]
 
 # --- the provider contract ------------------------------------------------------------------
 
@@ -15,7 +44,7 @@ class Message:
 
     def __new__(cls, role: str, content: str) -> Message: ...
     @property
-    def role(self) -> Role: ...
+    def role(self) -> _Role: ...
     @property
     def content(self) -> str: ...
 
@@ -72,7 +101,7 @@ class Completion:
         text: str,
         model: str,
         *,
-        finish_reason: str = "stop",
+        finish_reason: str = ...,  # "stop"
         usage: Usage = ...,
         provider: str | None = None,
     ) -> Completion: ...
@@ -93,13 +122,16 @@ class Completion:
 class Capabilities:
     """What a provider can do beyond one plain completion."""
 
-    def __new__(cls, *, streaming: bool = False, multiple_samples: bool = False) -> Capabilities: ...
+    def __new__(
+        cls, *, streaming: bool = False, multiple_samples: bool = False
+    ) -> Capabilities: ...
     @property
     def streaming(self) -> bool: ...
     @property
     def multiple_samples(self) -> bool:
         """One call can return several samples (OpenAI's `n`)."""
 
+@disjoint_base
 class Provider:
     """Base class of every provider. Subclasses implement `async def complete`."""
 
@@ -114,11 +146,16 @@ class Provider:
     def aclose(self) -> Awaitable[None]:
         """Release the provider's clients (default: nothing to release)."""
 
+@disjoint_base
 class EchoProvider(Provider):
     """Offline, deterministic provider: replies with the last user message."""
 
     def __new__(
-        cls, *, latency: float = 0.0, model: str = "echo-1", name: str = "echo"
+        cls,
+        *,
+        latency: float = 0.0,
+        model: str = ...,  # "echo-1"
+        name: str = ...,  # "echo"
     ) -> EchoProvider: ...
     @property
     def latency(self) -> float: ...
@@ -128,11 +165,13 @@ class EchoProvider(Provider):
 
 # --- errors -----------------------------------------------------------------------------------
 
+@disjoint_base
 class AgentError(Exception):
     """Base class of every ReasoningAgent error; `code` is stable and machine-readable."""
 
     code: ClassVar[str]
-    def __new__(cls, message: str = "", retry_after: float | None = None) -> AgentError: ...
+    def __new__(cls, message: str = ..., retry_after: float | None = None) -> AgentError: ...
+    def __init__(self, message: str = ..., retry_after: float | None = None) -> None: ...
     @property
     def message(self) -> str: ...
     @property
@@ -164,8 +203,8 @@ class Task:
         temperature: float | None = None,
         max_tokens: int | None = None,
         stop: Sequence[str] | None = None,
-        samples: int = 5,
-        rounds: int = 1,
+        samples: int = ...,  # 5
+        rounds: int = ...,  # 1
         max_calls: int | None = None,
         max_total_tokens: int | None = None,
         extra: dict[str, Any] | None = None,

@@ -46,7 +46,8 @@ impl Provider {
     }
 
     /// Answers one request. Subclasses must override this with an `async def`.
-    fn complete(slf: &Bound<'_, Self>, _request: CompletionRequest) -> PyResult<Py<PyAny>> {
+    fn complete(slf: &Bound<'_, Self>, request: CompletionRequest) -> PyResult<Py<PyAny>> {
+        let _ = request;
         let name = slf.get_type().name()?;
         Err(pyo3::exceptions::PyNotImplementedError::new_err(format!(
             "{name} must implement `async def complete(self, request)`"
