@@ -1,0 +1,1 @@
+"""Alembic migrations for the task history (shipped inside the `api` package)."""

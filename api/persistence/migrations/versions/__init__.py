@@ -1,0 +1,1 @@
+"""Migration scripts; Alembic loads them by path (it skips this file)."""

@@ -1,0 +1,305 @@
+"""`SqlTaskStore`: the SQLAlchemy implementation of the `TaskStore` contract.
+
+Writes go through a group-commit writer: `add()` queues the row and waits for the transaction
+that contains it to commit. A writer task takes everything queued so far (up to `max_batch` rows)
+and inserts it in one transaction, so N concurrent requests cost one commit (one WAL fsync on
+SQLite) instead of N commits queued behind each other. SQLite allows one writer at a time, so it
+gets one writer task; PostgreSQL gets several, since it commits concurrent transactions in
+parallel. This is hand-written because neither SQLAlchemy nor aiosqlite offers group commit; it is
+small and measured in `bench/service_bench.py`.
+
+`add()` returns only after COMMIT has returned, so an acknowledged record is durable (see
+`engine.py` for what SQLite's synchronous modes promise). A request cancelled while waiting does
+not cancel the write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, Row, insert, literal, or_, select, tuple_
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from api.persistence.cursor import decode_cursor, encode_cursor
+from api.persistence.engine import DatabaseTarget
+from api.persistence.models import tasks
+from api.persistence.records import Page, QueryFilters, TaskRecord
+
+logger = logging.getLogger(__name__)
+
+_SENTINEL: Final = object()
+# What a database outage looks like from here: driver errors SQLAlchemy wraps, plus the socket
+# errors asyncpg raises before a connection exists.
+_DB_ERRORS: Final = (DBAPIError, OSError, TimeoutError)
+
+
+class StoreError(RuntimeError):
+    """The database failed; the message is safe to show (no SQL, no parameters, no URL)."""
+
+
+class DuplicateTaskError(StoreError):
+    """A record with this id already exists."""
+
+
+def _safe_error(exc: BaseException) -> StoreError:
+    if isinstance(exc, IntegrityError):
+        return DuplicateTaskError("a task with this id is already recorded")
+    if isinstance(exc, DBAPIError):
+        # str(exc) would carry the SQL and its parameters (the prompt); the class name is enough.
+        return StoreError(f"database error ({type(exc.orig).__name__})")
+    return StoreError(f"database error ({type(exc).__name__})")
+
+
+def _row_to_record(row: Row[Any]) -> TaskRecord:
+    m = row._mapping
+    return TaskRecord(
+        id=m["id"],
+        key_id=m["key_id"],
+        created_at=m["created_at"],
+        status=m["status"],
+        prompt=m["prompt"],
+        system=m["system"],
+        provider=m["provider"],
+        model=m["model"],
+        strategy=m["strategy"],
+        params=m["params"],
+        answer=m["answer"],
+        confidence=m["confidence"],
+        votes=m["votes"],
+        prompt_tokens=m["prompt_tokens"],
+        completion_tokens=m["completion_tokens"],
+        calls=m["calls"],
+        latency_ms=m["latency_ms"],
+        error_code=m["error_code"],
+        error_message=m["error_message"],
+        trace=m["trace"],
+        budget_exhausted=m["budget_exhausted"],
+    )
+
+
+def _as_utc(value: datetime) -> datetime:
+    # A filter without an offset is read as UTC, the zone every record is stored in.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class _Pending:
+    __slots__ = ("future", "row")
+
+    def __init__(self, row: dict[str, Any], future: asyncio.Future[None]) -> None:
+        self.row = row
+        self.future = future
+
+
+class SqlTaskStore:
+    """TaskStore on SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        target: DatabaseTarget,
+        *,
+        writers: int | None = None,
+        max_batch: int = 256,
+    ) -> None:
+        self._engine = engine
+        self._target = target
+        self._writers = writers or (1 if target.backend == "sqlite" else 4)
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending | object] | None = None
+        self._writer_tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        # One shared in-memory SQLite connection cannot interleave transactions: serialise.
+        self._serial = asyncio.Lock() if target.in_memory else None
+
+    @property
+    def backend(self) -> str:
+        return self._target.backend
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def add(self, record: TaskRecord) -> None:
+        if self._closed:
+            raise StoreError("the task store is closed")
+        queue = self._ensure_writers()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.put_nowait(_Pending(asdict(record), future))
+        # shield: a client that disconnects must not cancel a write that is already queued.
+        await asyncio.shield(future)
+
+    def _ensure_writers(self) -> asyncio.Queue[_Pending | object]:
+        # Created lazily so the queue and tasks belong to the loop that uses the store.
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._writer_tasks = [
+                asyncio.create_task(self._writer_loop(self._queue), name=f"task-store-writer-{i}")
+                for i in range(self._writers)
+            ]
+        return self._queue
+
+    async def _writer_loop(self, queue: asyncio.Queue[_Pending | object]) -> None:
+        while True:
+            first = await queue.get()
+            if first is _SENTINEL:
+                queue.task_done()
+                return
+            batch: list[_Pending] = [first]  # type: ignore[list-item]
+            stop = False
+            while len(batch) < self._max_batch and not queue.empty():
+                item = queue.get_nowait()
+                if item is _SENTINEL:
+                    stop = True
+                    queue.task_done()
+                    break
+                batch.append(item)  # type: ignore[arg-type]
+            try:
+                await self._write_batch(batch)
+            finally:
+                for _ in batch:
+                    queue.task_done()
+            if stop:
+                return
+
+    async def _write_batch(self, batch: list[_Pending]) -> None:
+        try:
+            await self._insert([p.row for p in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                self._settle(batch[0], exc)
+                return
+            # One bad row (say a duplicate id) must not fail its neighbours: retry one by one.
+            for pending in batch:
+                try:
+                    await self._insert([pending.row])
+                except Exception as single_exc:
+                    self._settle(pending, single_exc)
+                else:
+                    self._settle(pending, None)
+        else:
+            for pending in batch:
+                self._settle(pending, None)
+
+    @staticmethod
+    def _settle(pending: _Pending, exc: BaseException | None) -> None:
+        if pending.future.done():
+            return
+        if exc is None:
+            pending.future.set_result(None)
+        else:
+            if not isinstance(exc, IntegrityError):
+                logger.error("task store write failed: %s", _safe_error(exc))
+            pending.future.set_exception(_safe_error(exc))
+
+    async def _insert(self, rows: Sequence[dict[str, Any]]) -> None:
+        async with self._connection(write=True) as conn:
+            await conn.execute(insert(tasks), list(rows))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def get(self, task_id: str, *, key_id: str | None) -> TaskRecord | None:
+        stmt = select(tasks).where(tasks.c.id == task_id)
+        if key_id is not None:
+            stmt = stmt.where(tasks.c.key_id == key_id)
+        try:
+            async with self._connection() as conn:
+                row = (await conn.execute(stmt)).first()
+        except _DB_ERRORS as exc:
+            raise _safe_error(exc) from None
+        return None if row is None else _row_to_record(row)
+
+    async def query(
+        self, filters: QueryFilters, *, key_id: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        conditions: list[ColumnElement[bool]] = []
+        if key_id is not None:
+            conditions.append(tasks.c.key_id == key_id)
+        for column, value in (
+            (tasks.c.provider, filters.provider),
+            (tasks.c.model, filters.model),
+            (tasks.c.strategy, filters.strategy),
+            (tasks.c.status, filters.status),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        if filters.since is not None:
+            conditions.append(tasks.c.created_at >= _as_utc(filters.since))
+        if filters.until is not None:
+            conditions.append(tasks.c.created_at < _as_utc(filters.until))
+        if filters.q:
+            # Case-insensitive substring match; autoescape makes % and _ in the text literal.
+            # A sequential filter over the rows the index walk yields: fine at our sizes, a
+            # trigram index on PostgreSQL is the next step (see docs).
+            conditions.append(
+                or_(
+                    tasks.c.prompt.icontains(filters.q, autoescape=True),
+                    tasks.c.answer.icontains(filters.q, autoescape=True),
+                )
+            )
+        if cursor is not None:
+            after_created, after_id = decode_cursor(cursor)
+            # Row-value comparison: both backends turn it into an index range on (created_at, id).
+            conditions.append(
+                tuple_(tasks.c.created_at, tasks.c.id)
+                < tuple_(literal(after_created, tasks.c.created_at.type), literal(after_id))
+            )
+
+        stmt = (
+            select(tasks)
+            .where(*conditions)
+            .order_by(tasks.c.created_at.desc(), tasks.c.id.desc())
+            .limit(limit + 1)
+        )
+        try:
+            async with self._connection() as conn:
+                rows = (await conn.execute(stmt)).all()
+        except _DB_ERRORS as exc:
+            raise _safe_error(exc) from None
+        items = [_row_to_record(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = encode_cursor(last.created_at, last.id)
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def ping(self) -> None:
+        try:
+            async with self._connection() as conn:
+                await conn.execute(select(literal(1)))
+        except _DB_ERRORS as exc:
+            raise _safe_error(exc) from None
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._queue is not None:
+            # Let queued writes finish: every caller still waiting gets its answer.
+            for _ in self._writer_tasks:
+                self._queue.put_nowait(_SENTINEL)
+            await asyncio.gather(*self._writer_tasks, return_exceptions=True)
+        await self._engine.dispose()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
+        serial = self._serial or contextlib.nullcontext()
+        async with serial:
+            if write:
+                async with self._engine.begin() as conn:
+                    yield conn
+            else:
+                async with self._engine.connect() as conn:
+                    yield conn
