@@ -1,0 +1,103 @@
+"""`reasoning-agent ask "prompt"`: answers one prompt from the command line.
+
+Task options not given on the command line come from plugins.toml (`default_strategy` and the
+`[strategy]` table); the model defaults to the provider's configured model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent_core import Answer
+
+NAME = "ask"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        NAME,
+        help="answer a prompt",
+        description="Answer PROMPT with a provider and a reasoning strategy. "
+        "Use '-' to read the prompt from standard input.",
+    )
+    parser.add_argument("prompt", help="the question or task ('-': read standard input)")
+    parser.add_argument("-p", "--provider", help="provider name or alias (default: configured)")
+    parser.add_argument(
+        "-s", "--strategy", help="direct, cot, self_consistency or refine (default: configured)"
+    )
+    parser.add_argument("-m", "--model", help="model name (default: the provider's model)")
+    parser.add_argument("--samples", type=int, help="self_consistency: number of voting samples")
+    parser.add_argument("--rounds", type=int, help="refine: critique-and-revise rounds")
+    parser.add_argument("--system", help="system message")
+    parser.add_argument("--temperature", type=float, help="sampling temperature")
+    parser.add_argument("--max-tokens", type=int, help="maximum tokens per call")
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="show every provider call (on stderr; inside the JSON with --json)",
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    answer = asyncio.run(_answer(args, prompt))
+    if args.json:
+        print(json.dumps(answer.to_dict(trace=args.trace), indent=2, ensure_ascii=False))
+        return 0
+    print(answer.text)
+    if args.trace:
+        _print_trace(answer)
+    return 0
+
+
+def task_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The task's keyword options: the configured defaults, overridden by the command line."""
+    options = dict(defaults)
+    given = {
+        "strategy": args.strategy,
+        "model": args.model,
+        "samples": args.samples,
+        "rounds": args.rounds,
+        "system": args.system,
+        "temperature": args.temperature,
+        "max_tokens": args.max_tokens,
+    }
+    options.update({key: value for key, value in given.items() if value is not None})
+    return options
+
+
+async def _answer(args: argparse.Namespace, prompt: str) -> Answer:
+    from agent_core import ReasoningAgent
+    from providers import load_registry, load_settings
+
+    settings = load_settings(args.config)
+    registry = load_registry(settings)
+    try:
+        provider = registry.get(args.provider)
+        defaults = {"strategy": settings.default_strategy, **settings.strategy.task_options()}
+        return await ReasoningAgent(provider).ask(prompt, **task_options(args, defaults))
+    finally:
+        await registry.aclose()
+
+
+def _print_trace(answer: Answer) -> None:
+    for step in answer.steps:
+        usage = step.usage
+        outcome = f"error {step.error}: {step.error_message}" if step.error else "ok"
+        print(
+            f"#{step.index} {step.purpose} provider={step.provider} model={step.model} "
+            f"{step.latency_ms:.1f}ms tokens={usage.prompt_tokens}+{usage.completion_tokens} "
+            f"{outcome}",
+            file=sys.stderr,
+        )
+    summary = f"strategy={answer.strategy} calls={answer.calls} tokens={answer.usage.total_tokens}"
+    if answer.confidence is not None:
+        summary += f" confidence={answer.confidence:.2f}"
+    print(summary, file=sys.stderr)
