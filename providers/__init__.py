@@ -6,7 +6,7 @@ the CLI use :func:`load_registry`. See docs/plugins.md and docs/configuration.md
 
 from providers.config import ConfigError, ProvidersSettings, load_settings
 from providers.fallback import FallbackProvider
-from providers.hookspecs import CONTRACT_VERSION, hookimpl
+from providers.hookspecs import CONTRACT_VERSION, RegisterProvider, hookimpl
 from providers.manager import PluginFailure, PluginLoadError, build_plugin_manager
 from providers.provider_config import ProviderConfig
 from providers.registry import ProviderRegistry, ProviderStatus, load_registry
@@ -21,6 +21,7 @@ __all__ = [
     "ProviderRegistry",
     "ProviderStatus",
     "ProvidersSettings",
+    "RegisterProvider",
     "build_plugin_manager",
     "hookimpl",
     "load_registry",

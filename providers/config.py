@@ -150,6 +150,7 @@ def _check_name(name: str) -> str:
 
 
 _config_path_override: ContextVar[Path | None] = ContextVar("config_path", default=None)
+_isolated: ContextVar[bool] = ContextVar("isolated", default=False)
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> tuple[Path, bool]:
@@ -205,6 +206,21 @@ class ProvidersSettings(BaseSettings):
         """How error messages name where the configuration came from."""
         return str(self._source) if self._source is not None else "configuration"
 
+    @classmethod
+    def isolated(cls, **values: Any) -> ProvidersSettings:
+        """Settings from exactly `values` and the defaults: neither plugins.toml nor the
+        environment is read (for tests and for applications that configure in code).
+
+        :raises ConfigError: a value is invalid.
+        """
+        token = _isolated.set(True)
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            raise ConfigError(_describe(error, None, environment=False)) from None
+        finally:
+            _isolated.reset(token)
+
     @model_validator(mode="before")
     @classmethod
     def _provider_type_defaults_to_name(cls, data: Any) -> Any:
@@ -254,6 +270,8 @@ class ProvidersSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Code beats the environment, which beats the file. No .env or secrets-dir reading:
         # the service's environment is set by its operator, explicitly.
+        if _isolated.get():
+            return (init_settings,)
         path, _ = config_path()
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
 
@@ -310,13 +328,13 @@ def _settings_error_text(error: SettingsError) -> str:
     return text
 
 
-def _describe(error: ValidationError, source: Path | None) -> str:
+def _describe(error: ValidationError, source: Path | None, *, environment: bool = True) -> str:
     """One clean line per problem: where, which key, what is wrong (no pydantic URLs)."""
     lines = []
     for problem in error.errors(include_url=False):
         loc = [str(part) for part in problem["loc"] if not _is_internal_loc(part)]
         key = ".".join(loc) or "(top level)"
-        where = where_key_comes_from(loc, source)
+        where = where_key_comes_from(loc, source, environment=environment)
         message = _message(problem)
         lines.append(f"{where}: {key}: {message}")
     return "\n".join(lines)
@@ -327,9 +345,11 @@ def _is_internal_loc(part: Any) -> bool:
     return isinstance(part, str) and ("[" in part and "]" in part and "-" in part)
 
 
-def where_key_comes_from(loc: Sequence[str], source: Path | None) -> str:
+def where_key_comes_from(
+    loc: Sequence[str], source: Path | None, *, environment: bool = True
+) -> str:
     """Names the environment variable when the bad value came from one, else the file."""
-    for depth in range(len(loc), 0, -1):
+    for depth in range(len(loc) if environment else 0, 0, -1):
         variable = ENV_PREFIX + ENV_NESTED_DELIMITER.join(loc[:depth]).upper()
         if any(name.upper() == variable for name in os.environ):
             return f"environment variable {variable}"
