@@ -1,0 +1,149 @@
+"""The `anthropic` provider: Anthropic's Messages API.
+
+Transport `lean` (default) speaks the wire format through one aiohttp session; transport
+`sdk` uses the official `anthropic.AsyncAnthropic` client, imported only when chosen. System
+messages go to the top-level `system` field, as the API requires.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, ClassVar
+
+from agent_core import Capabilities, Completion, CompletionRequest, Usage
+from providers.hookspecs import RegisterProvider, hookimpl
+from providers.transport.base import UpstreamProvider
+from providers.transport.errors import NOT_JSON, malformed_error
+
+# The Messages API version the lean transport speaks (and parses).
+ANTHROPIC_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 1024  # the API requires max_tokens
+
+# Anthropic's stop reasons in agent_core's words (others pass through unchanged).
+STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+def normalise_stop_reason(reason: str | None) -> str:
+    return STOP_REASONS.get(reason, reason) if reason else "stop"
+
+
+def messages_body(request: CompletionRequest, model: str) -> dict[str, Any]:
+    """The Messages request body; `request.extra` is merged in last."""
+    system = [m.content for m in request.messages if m.role == "system"]
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": request.max_tokens if request.max_tokens is not None else DEFAULT_MAX_TOKENS,
+        "messages": [
+            {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
+        ],
+    }
+    if system:
+        body["system"] = "\n\n".join(system)
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.stop:
+        body["stop_sequences"] = request.stop
+    body.update(request.extra)
+    return body
+
+
+MISSING_FIELDS = "not a message: fields missing or of the wrong type"
+
+
+class AnthropicProvider(UpstreamProvider):
+    name: ClassVar[str] = "anthropic"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    KEY_ENV: ClassVar[str | None] = "ANTHROPIC_API_KEY"
+    BASE_URL_ENV: ClassVar[str | None] = "ANTHROPIC_BASE_URL"
+    DEFAULT_BASE_URL: ClassVar[str | None] = "https://api.anthropic.com"
+    DEFAULT_MODEL: ClassVar[str] = "claude-sonnet-4-5"
+
+    def lean_headers(self) -> dict[str, str]:
+        version = str(self.config.options.get("anthropic_version", ANTHROPIC_VERSION))
+        return {"x-api-key": self._api_key or "", "anthropic-version": version}
+
+    def sdk_module(self) -> ModuleType:
+        import anthropic
+
+        return anthropic
+
+    def make_sdk_client(self, sdk: ModuleType) -> Any:
+        return sdk.AsyncAnthropic(
+            api_key=self._api_key,
+            base_url=self.base_url,
+            timeout=self.config.timeout,
+            max_retries=self.config.max_retries,
+        )
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        model = self.model_for(request.model)
+        body = messages_body(request, model)
+        if self.transport == "sdk":
+            response = await self.call_sdk(
+                lambda client: client.messages.create(**sdk_arguments(body))
+            )
+            return self.from_sdk(response, model)
+        return self.from_json(await self.post("/v1/messages", body), model)
+
+    def from_json(self, data: Any, model: str) -> Completion:
+        """The Completion from a decoded Messages answer (the lean transport)."""
+        try:
+            blocks = data["content"]
+            if not isinstance(blocks, list):
+                raise malformed_error(self.name, MISSING_FIELDS)
+            text = "".join(b["text"] for b in blocks if b.get("type") == "text")
+            usage = data["usage"]
+            return Completion(
+                text,
+                str(data.get("model") or model),
+                finish_reason=normalise_stop_reason(data.get("stop_reason")),
+                usage=Usage(int(usage["input_tokens"]), int(usage["output_tokens"])),
+                provider=self.name,
+            )
+        except (KeyError, TypeError, AttributeError, ValueError):
+            raise malformed_error(self.name, MISSING_FIELDS) from None
+
+    def from_sdk(self, response: Any, model: str) -> Completion:
+        """The Completion from the SDK's `Message` (which may be a bare string when the
+        upstream sent a non-JSON content type, or lack fields it did not send)."""
+        if isinstance(response, str):
+            raise malformed_error(self.name, NOT_JSON)
+        try:
+            blocks = response.content
+            if not isinstance(blocks, list):
+                raise malformed_error(self.name, MISSING_FIELDS)
+            text = "".join(b.text for b in blocks if b.type == "text")
+            usage = response.usage
+            return Completion(
+                text,
+                str(response.model or model),
+                finish_reason=normalise_stop_reason(response.stop_reason),
+                usage=Usage(int(usage.input_tokens), int(usage.output_tokens)),
+                provider=self.name,
+            )
+        except (AttributeError, TypeError, ValueError):
+            raise malformed_error(self.name, MISSING_FIELDS) from None
+
+
+def sdk_arguments(body: dict[str, Any]) -> dict[str, Any]:
+    """`messages.create()` keyword arguments for the same wire body: the parameters the SDK
+    knows by name, everything else through `extra_body`."""
+    known = {"model", "max_tokens", "messages", "system", "temperature", "stop_sequences"}
+    arguments = {k: v for k, v in body.items() if k in known}
+    extra = {k: v for k, v in body.items() if k not in known}
+    if extra:
+        arguments["extra_body"] = extra
+    return arguments
+
+
+@hookimpl
+def register_providers(register: RegisterProvider) -> None:
+    register(AnthropicProvider, name="anthropic", aliases=["claude"])

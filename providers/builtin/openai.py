@@ -1,0 +1,210 @@
+"""The `openai` provider (the default): OpenAI's Chat Completions API.
+
+Transport `lean` (default) speaks the wire format through one aiohttp session; transport
+`sdk` uses the official `openai.AsyncOpenAI` client, imported only when chosen. Both build the
+same request body and turn the answer into the same `Completion`s; tests hold them to it.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any, ClassVar
+
+from agent_core import Capabilities, Completion, CompletionRequest, Usage
+from providers.hookspecs import RegisterProvider, hookimpl
+from providers.transport.base import UpstreamProvider
+from providers.transport.errors import NOT_JSON, malformed_error
+
+# OpenAI's finish reasons in agent_core's words (others pass through unchanged).
+FINISH_REASONS = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content_filter",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+}
+
+
+def normalise_finish_reason(reason: str | None) -> str:
+    return FINISH_REASONS.get(reason, reason) if reason else "stop"
+
+
+def split_usage(prompt_tokens: int, completion_tokens: int, n: int) -> list[Usage]:
+    """One call's usage shared over its `n` samples, so the samples add up to the call."""
+    usages = []
+    for i in range(n):
+        first = i == 0
+        usages.append(
+            Usage(
+                prompt_tokens // n + (prompt_tokens % n if first else 0),
+                completion_tokens // n + (completion_tokens % n if first else 0),
+            )
+        )
+    return usages
+
+
+def chat_body(request: CompletionRequest, model: str, n: int = 1) -> dict[str, Any]:
+    """The Chat Completions request body; `request.extra` is merged in last."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+    }
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        body["max_tokens"] = request.max_tokens
+    if request.stop:
+        body["stop"] = request.stop
+    if n > 1:
+        body["n"] = n
+    body.update(request.extra)
+    return body
+
+
+MISSING_FIELDS = "not a chat completion: fields missing or of the wrong type"
+
+
+class OpenAIProvider(UpstreamProvider):
+    """OpenAI (and, through `base_url`, any server with its chat API)."""
+
+    name: ClassVar[str] = "openai"
+    capabilities: ClassVar[Capabilities] = Capabilities(multiple_samples=True)
+
+    KEY_ENV: ClassVar[str | None] = "OPENAI_API_KEY"
+    BASE_URL_ENV: ClassVar[str | None] = "OPENAI_BASE_URL"
+    DEFAULT_BASE_URL: ClassVar[str | None] = "https://api.openai.com/v1"
+    DEFAULT_MODEL: ClassVar[str] = "gpt-4o-mini"
+    # The SDK's own variables for the organization and project headers.
+    ORG_ENV: ClassVar[str | None] = "OPENAI_ORG_ID"
+    PROJECT_ENV: ClassVar[str | None] = "OPENAI_PROJECT_ID"
+
+    @property
+    def organization(self) -> str | None:
+        return self.config.organization or (os.environ.get(self.ORG_ENV) if self.ORG_ENV else None)
+
+    @property
+    def project(self) -> str | None:
+        project = self.config.options.get("project")
+        if project is None and self.PROJECT_ENV:
+            project = os.environ.get(self.PROJECT_ENV)
+        return str(project) if project else None
+
+    def lean_headers(self) -> dict[str, str]:
+        headers = {}
+        if self._api_key:
+            headers["authorization"] = f"Bearer {self._api_key}"
+        if self.organization:
+            headers["openai-organization"] = self.organization
+        if self.project:
+            headers["openai-project"] = self.project
+        return headers
+
+    def sdk_module(self) -> ModuleType:
+        import openai
+
+        return openai
+
+    def make_sdk_client(self, sdk: ModuleType) -> Any:
+        return sdk.AsyncOpenAI(
+            # Always explicit: left as None, the SDK would read OPENAI_API_KEY and send
+            # OpenAI's key to whatever server `base_url` names.
+            api_key=self._api_key or "unused",
+            base_url=self.base_url,
+            organization=self.organization,
+            project=self.project,
+            timeout=self.config.timeout,
+            max_retries=self.config.max_retries,
+        )
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        return (await self._complete(request, 1))[0]
+
+    async def complete_many(self, request: CompletionRequest, n: int) -> list[Completion]:
+        """`n` samples from one call, with OpenAI's `n` parameter."""
+        if n < 1:
+            return []
+        return await self._complete(request, n)
+
+    async def _complete(self, request: CompletionRequest, n: int) -> list[Completion]:
+        model = self.model_for(request.model)
+        body = chat_body(request, model, n)
+        if self.transport == "sdk":
+            response = await self.call_sdk(
+                lambda client: client.chat.completions.create(**sdk_arguments(body))
+            )
+            completions = self.from_sdk(response, model)
+        else:
+            completions = self.from_json(await self.post("/chat/completions", body), model)
+        return self.check_count(completions, n)
+
+    def check_count(self, completions: list[Completion], n: int) -> list[Completion]:
+        if len(completions) < n:
+            raise malformed_error(self.name, f"{len(completions)} choices, {n} were asked for")
+        return completions[:n]
+
+    def from_json(self, data: Any, model: str) -> list[Completion]:
+        """Completions from a decoded Chat Completions answer (the lean transport)."""
+        try:
+            choices = data["choices"]
+            if not choices:
+                raise malformed_error(self.name, MISSING_FIELDS)
+            usage = data.get("usage") or {}
+            texts = []
+            for choice in choices:
+                message = choice["message"]
+                text = message.get("content") or message.get("refusal") or ""
+                texts.append((str(text), normalise_finish_reason(choice.get("finish_reason"))))
+            reported = data.get("model") or model
+            prompt = int(usage.get("prompt_tokens") or 0)
+            completion = int(usage.get("completion_tokens") or 0)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            raise malformed_error(self.name, MISSING_FIELDS) from None
+        return self.completions(texts, str(reported), prompt, completion)
+
+    def from_sdk(self, response: Any, model: str) -> list[Completion]:
+        """Completions from the SDK's `ChatCompletion` (which may be a bare string when the
+        upstream sent a non-JSON content type, or lack fields it did not send)."""
+        if isinstance(response, str):
+            raise malformed_error(self.name, NOT_JSON)
+        try:
+            choices = response.choices
+            if not choices:
+                raise malformed_error(self.name, MISSING_FIELDS)
+            texts = []
+            for choice in choices:
+                message = choice.message
+                text = message.content or getattr(message, "refusal", None) or ""
+                texts.append((str(text), normalise_finish_reason(choice.finish_reason)))
+            reported = response.model or model
+            usage = response.usage
+            prompt = int(usage.prompt_tokens or 0) if usage is not None else 0
+            completion = int(usage.completion_tokens or 0) if usage is not None else 0
+        except (AttributeError, TypeError, ValueError):
+            raise malformed_error(self.name, MISSING_FIELDS) from None
+        return self.completions(texts, str(reported), prompt, completion)
+
+    def completions(
+        self, texts: list[tuple[str, str]], model: str, prompt: int, completion: int
+    ) -> list[Completion]:
+        usages = split_usage(prompt, completion, len(texts))
+        return [
+            Completion(text, model, finish_reason=finish, usage=usage, provider=self.name)
+            for (text, finish), usage in zip(texts, usages, strict=True)
+        ]
+
+
+def sdk_arguments(body: dict[str, Any]) -> dict[str, Any]:
+    """`create()` keyword arguments for the same wire body: the parameters the SDK knows by
+    name, everything else through `extra_body`."""
+    known = {"model", "messages", "temperature", "max_tokens", "stop", "n"}
+    arguments = {k: v for k, v in body.items() if k in known}
+    extra = {k: v for k, v in body.items() if k not in known}
+    if extra:
+        arguments["extra_body"] = extra
+    return arguments
+
+
+@hookimpl
+def register_providers(register: RegisterProvider) -> None:
+    register(OpenAIProvider, name="openai")

@@ -1,0 +1,53 @@
+"""The SDK transport's error mapping: official SDK exceptions onto agent_core error kinds.
+
+Both official SDKs share one exception design (`APIStatusError` with the httpx response,
+`APITimeoutError`, `APIConnectionError`, `APIResponseValidationError`), so one function maps
+both, given the SDK module (passed in, so nothing here imports an SDK). HTTP errors go through
+the same `error_for_status` as the lean transport, so both agree on kind, message and
+retry-after by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import ModuleType
+
+from agent_core import AgentError, ProviderError
+from providers.transport.errors import (
+    NOT_JSON,
+    connection_error,
+    error_for_status,
+    malformed_error,
+    timeout_error,
+)
+
+
+def error_from_sdk(
+    sdk: ModuleType,
+    exc: BaseException,
+    *,
+    provider: str,
+    base_url: str,
+    timeout: float,
+    secrets: Iterable[str | None] = (),
+) -> AgentError:
+    """The agent_core error for an exception raised by an official SDK call."""
+    if isinstance(exc, AgentError):
+        return exc
+    if isinstance(exc, sdk.APITimeoutError):  # before APIConnectionError, its base class
+        return timeout_error(provider, timeout)
+    if isinstance(exc, sdk.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        reason = type(cause).__name__ if cause is not None else "connection error"
+        return connection_error(provider, base_url, reason)
+    if isinstance(exc, sdk.APIStatusError):
+        response = exc.response
+        return error_for_status(
+            provider, response.status_code, response.headers, response.content, secrets=secrets
+        )
+    if isinstance(exc, sdk.APIResponseValidationError):
+        return malformed_error(provider, "the SDK could not validate it")
+    if isinstance(exc, ValueError):
+        # A 200 whose body is not JSON: the SDKs raise a bare json.JSONDecodeError.
+        return malformed_error(provider, NOT_JSON)
+    return ProviderError(f"{provider}: the SDK failed with {type(exc).__name__}")
