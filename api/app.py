@@ -1,0 +1,157 @@
+"""The FastAPI application factory (`api.main` builds the process's app from the environment).
+
+`create_app()` builds the app from settings (tests pass their own); the lifespan opens the
+long-lived resources (rate-limit storage, provider registry, history store) and closes them at
+shutdown, after uvicorn has let in-flight requests finish.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+import agent_core
+from api import metrics
+from api.config import ServiceSettings, get_settings
+from api.deps import admit, admitted_principal
+from api.errors import ERROR_RESPONSES, install_error_handlers
+from api.logging import configure_logging
+from api.middleware import RequestContextMiddleware
+from api.persistence import open_store, parse_database_url
+from api.ratelimit import RateLimiter
+from api.redaction import register_secrets
+from api.routes import health, providers, query, task
+from api.routes import metrics as metrics_routes
+from api.security import API_KEY_HEADER, KeyRing
+from providers import ProviderRegistry, ProvidersSettings, load_registry, load_settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("api")
+
+DESCRIPTION = """\
+Submit prompts to a reasoning agent over several LLM providers, and query the history.
+
+Every endpoint but `/healthz` and `/readyz` needs an API key in the `X-API-Key` header, and is
+rate-limited per key (one budget across all endpoints; `x-ratelimit-limit`,
+`x-ratelimit-remaining` and `x-ratelimit-reset` (seconds) on every response). Errors have one
+shape: `{"error": {"message", "type", "code"}}`.
+"""
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ServiceSettings = app.state.settings
+    limiter: RateLimiter = app.state.limiter
+    await limiter.start()
+    registry = load_registry(app.state.providers_settings)
+    try:
+        store = await open_store(settings.resolved_database_url, migrate=settings.migrate_on_start)
+    except BaseException:
+        await registry.aclose()
+        await limiter.aclose()
+        raise
+    app.state.registry = registry
+    app.state.store = store
+    _log_startup(settings, registry, limiter)
+    try:
+        yield
+    finally:
+        await store.aclose()  # queued history writes finish first
+        await registry.aclose()
+        await limiter.aclose()
+        metrics.mark_process_dead()
+
+
+def _log_startup(
+    settings: ServiceSettings, registry: ProviderRegistry, limiter: RateLimiter
+) -> None:
+    default = registry.status(None)
+    log.info(
+        "ready: default provider %s (%s), rate limit %s per key (%s), history %s",
+        default.name,
+        default.status,
+        settings.rate_limit,
+        "redis" if limiter.uses_redis else "memory",
+        parse_database_url(settings.resolved_database_url).safe(),
+    )
+    if default.status != "available":
+        log.warning(
+            "the default provider %r cannot serve (%s): requests that name no provider get "
+            "503 not_configured. The offline provider is always there: send "
+            '"provider": "echo", or set REASONING_AGENT_DEFAULT_PROVIDER=echo',
+            default.name,
+            default.reason,
+        )
+    if settings.workers > 1 and not limiter.uses_redis:
+        log.warning(
+            "%d workers with in-memory rate limits: each worker keeps its own budget; "
+            "set REDIS_URL to share one",
+            settings.workers,
+        )
+
+
+def _docs_router(app: FastAPI) -> APIRouter:
+    """/docs and /openapi.json behind the key (PUBLIC_DOCS=true serves them openly)."""
+    router = APIRouter(dependencies=[Depends(admitted_principal)], include_in_schema=False)
+
+    @router.get("/openapi.json")
+    async def openapi_schema() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @router.get("/docs")
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    return router
+
+
+def create_app(
+    settings: ServiceSettings | None = None,
+    providers_settings: ProvidersSettings | None = None,
+) -> FastAPI:
+    """Builds the app. Settings default to the environment (and plugins.toml).
+
+    :raises api.config.SettingsInvalid: a service variable is wrong (e.g. no API key).
+    :raises providers.ConfigError: the providers' configuration is wrong.
+    """
+    settings = settings if settings is not None else get_settings()
+    providers_settings = providers_settings if providers_settings is not None else load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    register_secrets([*settings.api_keys, *settings.admin_api_keys])
+
+    public_docs = settings.public_docs
+    app = FastAPI(
+        title="ReasoningAgent",
+        version=agent_core.__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+        docs_url="/docs" if public_docs else None,
+        openapi_url="/openapi.json" if public_docs else None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.providers_settings = providers_settings
+    app.state.keyring = KeyRing(settings)
+    app.state.limiter = RateLimiter(settings)
+
+    async def admission(request: Request) -> object:
+        return await admit(request, request.headers.get(API_KEY_HEADER))
+
+    app.state.admission = admission
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+
+    protected = APIRouter(dependencies=[Depends(admitted_principal)], responses=ERROR_RESPONSES)
+    for router in (task.router, query.router, providers.router, metrics_routes.router):
+        protected.include_router(router)
+    app.include_router(protected)
+    app.include_router(health.router)
+    if not public_docs:
+        app.include_router(_docs_router(app))
+    return app

@@ -1,0 +1,80 @@
+"""`Annotated` dependency aliases: what a route needs, by name.
+
+The app's long-lived objects (settings, keys, limiter, provider registry, history store) live
+on `app.state`, created by `create_app` and the lifespan; routes get them through these aliases.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+
+from api.config import ServiceSettings
+from api.persistence.records import TaskStore
+from api.ratelimit import KeyRateLimitExceeded, RateLimiter
+from api.security import Principal, api_key_header, authenticate_request
+from providers import ProviderRegistry
+
+__all__ = [
+    "Admitted",
+    "LimiterDep",
+    "RegistryDep",
+    "SettingsDep",
+    "StoreDep",
+    "admit",
+    "admitted_principal",
+]
+
+
+def _settings(request: Request) -> ServiceSettings:
+    settings: ServiceSettings = request.app.state.settings
+    return settings
+
+
+def _registry(request: Request) -> ProviderRegistry:
+    registry: ProviderRegistry = request.app.state.registry
+    return registry
+
+
+def _store(request: Request) -> TaskStore:
+    store: TaskStore = request.app.state.store
+    return store
+
+
+def _limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.limiter
+    return limiter
+
+
+SettingsDep = Annotated[ServiceSettings, Depends(_settings)]
+RegistryDep = Annotated[ProviderRegistry, Depends(_registry)]
+StoreDep = Annotated[TaskStore, Depends(_store)]
+LimiterDep = Annotated[RateLimiter, Depends(_limiter)]
+
+
+async def admit(request: Request, presented_key: str | None) -> Principal:
+    """Authenticates the caller, then counts the request against its key's budget.
+
+    401 comes first: a request without a valid key never touches any key's budget.
+    """
+    principal = authenticate_request(request, presented_key)
+    limiter: RateLimiter = request.app.state.limiter
+    try:
+        request.state.rate_limit = await limiter.hit(principal.key_id)
+    except KeyRateLimitExceeded as exceeded:
+        request.state.rate_limit = exceeded.state
+        raise
+    return principal
+
+
+async def admitted_principal(
+    request: Request, api_key: Annotated[str | None, Security(api_key_header)]
+) -> Principal:
+    """The router-level guard of every protected endpoint (FastAPI runs it once per request
+    even when the endpoint asks for the principal too)."""
+    return await admit(request, api_key)
+
+
+Admitted = Annotated[Principal, Depends(admitted_principal)]
+"""The authenticated, rate-limited caller."""

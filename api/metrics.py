@@ -1,0 +1,225 @@
+"""Prometheus metrics (prometheus-client), correct with several worker processes.
+
+With `PROMETHEUS_MULTIPROC_DIR` set (as `reasoning-agent serve --workers N` does for N > 1)
+prometheus-client keeps every process's values in files there, and `/metrics` aggregates them
+all, whichever worker answers the scrape. The variable must be set before this module is
+imported: prometheus-client chooses its storage at import time.
+
+No metric carries a per-key label: keys are unbounded, and a key id in a label would be one
+series per client. Model names come from clients, so their label values are capped too.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prometheus_multiprocess
+
+import agent_core
+
+__all__ = ["CONTENT_TYPE_LATEST", "model_label", "observe_task", "render"]
+
+NAMESPACE = "reasoning_agent"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Latency buckets (seconds) from a 1 ms mock upstream to a multi-call reasoning task.
+_LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+)  # fmt: skip
+
+HTTP_REQUESTS = Counter(
+    "http_requests",
+    "HTTP requests answered, by route template, method and status",
+    ["route", "method", "status"],
+    namespace=NAMESPACE,
+)
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template and method",
+    ["route", "method"],
+    namespace=NAMESPACE,
+    buckets=_LATENCY_BUCKETS,
+)
+HTTP_IN_FLIGHT = Gauge(
+    "http_requests_in_flight",
+    "HTTP requests being answered now",
+    namespace=NAMESPACE,
+    multiprocess_mode="livesum",
+)
+TASKS = Counter(
+    "tasks",
+    "Tasks run, by provider, model, strategy and outcome (succeeded, or the error code)",
+    ["provider", "model", "strategy", "outcome"],
+    namespace=NAMESPACE,
+)
+TASK_LATENCY = Histogram(
+    "task_duration_seconds",
+    "Time to run a task (all its provider calls), by provider and strategy",
+    ["provider", "strategy"],
+    namespace=NAMESPACE,
+    buckets=_LATENCY_BUCKETS,
+)
+PROVIDER_CALL_LATENCY = Histogram(
+    "provider_call_duration_seconds",
+    "Latency of single provider calls (from the task traces), by provider, model and outcome",
+    ["provider", "model", "outcome"],
+    namespace=NAMESPACE,
+    buckets=_LATENCY_BUCKETS,
+)
+TOKENS = Counter(
+    "tokens",
+    "Tokens spent, by provider, model and kind (prompt, completion)",
+    ["provider", "model", "kind"],
+    namespace=NAMESPACE,
+)
+UPSTREAM_ERRORS = Counter(
+    "upstream_errors",
+    "Provider failures by provider and kind (timeout, unavailable, rate_limited, ...)",
+    ["provider", "kind"],
+    namespace=NAMESPACE,
+)
+RATE_LIMIT_REJECTIONS = Counter(
+    "rate_limit_rejections",
+    "Requests refused with 429 by the per-key rate limit",
+    namespace=NAMESPACE,
+)
+RATE_LIMIT_STORAGE_DOWN = Counter(
+    "rate_limit_storage_down",
+    "Requests limited while the shared rate-limit store was unreachable, by mode "
+    "(memory: limited per instance; reject: refused with 503)",
+    ["mode"],
+    namespace=NAMESPACE,
+)
+AUTH_FAILURES = Counter(
+    "auth_failures",
+    "Requests refused with 401, by reason (missing, invalid)",
+    ["reason"],
+    namespace=NAMESPACE,
+)
+HISTORY_WRITE_LATENCY = Histogram(
+    "history_write_duration_seconds",
+    "Time to commit a task record to the history store",
+    namespace=NAMESPACE,
+    buckets=_LATENCY_BUCKETS,
+)
+BUILD_INFO = Gauge(
+    "build_info",
+    "Build information (always 1)",
+    ["version", "agent_core_version", "python_version"],
+    namespace=NAMESPACE,
+    multiprocess_mode="max",
+)
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reasoning-agent")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+BUILD_INFO.labels(
+    version=_package_version(),
+    agent_core_version=agent_core.__version__,
+    python_version=platform.python_version(),
+).set(1)
+
+
+# --- bounded label values ---------------------------------------------------------------------
+
+_MAX_MODELS = 50
+_models: set[str] = set()
+_models_lock = threading.Lock()
+
+
+def model_label(model: str | None) -> str:
+    """The model's name as a label value; past 50 distinct names, `other` (clients choose
+    model names, and each would otherwise be a new series forever)."""
+    if not model:
+        return "default"
+    with _models_lock:
+        if model in _models:
+            return model
+        if len(_models) < _MAX_MODELS:
+            _models.add(model)
+            return model
+    return "other"
+
+
+# --- exposition -------------------------------------------------------------------------------
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def render() -> bytes:
+    """The Prometheus text exposition of every process's metrics."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def mark_process_dead() -> None:
+    """At a worker's exit: its live gauges (in-flight requests) stop counting."""
+    if multiprocess_dir():
+        prometheus_multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+# --- recording a task -------------------------------------------------------------------------
+
+# Error codes that mean "the provider failed" (not "the request was wrong").
+UPSTREAM_KINDS = frozenset(
+    {"rate_limited", "timeout", "unavailable", "authentication_failed", "provider_error"}
+)
+
+
+def observe_task(
+    *,
+    provider: str,
+    model: str | None,
+    strategy: str,
+    outcome: str,
+    seconds: float,
+    steps: list[agent_core.Step] | None = None,
+) -> None:
+    """Counts one task, and each provider call of its trace (latency, tokens, errors)."""
+    TASKS.labels(
+        provider=provider, model=model_label(model), strategy=strategy, outcome=outcome
+    ).inc()
+    TASK_LATENCY.labels(provider=provider, strategy=strategy).observe(seconds)
+    if outcome in UPSTREAM_KINDS:
+        UPSTREAM_ERRORS.labels(provider=provider, kind=outcome).inc()
+    for step in steps or ():
+        step_provider = step.provider or provider
+        step_model = model_label(step.model or model)
+        PROVIDER_CALL_LATENCY.labels(
+            provider=step_provider, model=step_model, outcome="error" if step.error else "ok"
+        ).observe(step.latency_ms / 1000)
+        if step.error:
+            UPSTREAM_ERRORS.labels(provider=step_provider, kind=step.error).inc()
+        usage = step.usage
+        if usage.prompt_tokens:
+            TOKENS.labels(provider=step_provider, model=step_model, kind="prompt").inc(
+                usage.prompt_tokens
+            )
+        if usage.completion_tokens:
+            TOKENS.labels(provider=step_provider, model=step_model, kind="completion").inc(
+                usage.completion_tokens
+            )

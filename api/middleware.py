@@ -1,0 +1,161 @@
+"""The request middleware: request id, body cap, metrics, access log, rate-limit headers, and
+the last-resort 500. Pure ASGI (no BaseHTTPMiddleware): it adds no task or copy per request.
+
+It sits outside FastAPI's exception handling, so it sees every response, including errors,
+and can stamp each with `X-Request-ID` and the caller's `x-ratelimit-*` headers.
+
+The body cap is ours rather than FastAPI's `max_body_size`: FastAPI answers some oversized
+requests with a plain-text 413 from outside the app's middleware, and every error here must
+have the one JSON shape (and a request id).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import metrics
+from api.errors import error_response
+from api.logging import REQUEST_ID
+from api.ratelimit import RateLimitState
+
+__all__ = ["BodyTooLarge", "RequestContextMiddleware"]
+
+access_log = logging.getLogger("api.access")
+error_log = logging.getLogger("api.error")
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised while reading a body past the cap (FastAPI re-raises HTTPExceptions as they are,
+    so the app's handler answers it in the JSON shape)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than {limit} bytes")
+
+
+def _request_id(scope: Scope) -> str:
+    incoming = Headers(scope=scope).get(REQUEST_ID_HEADER)
+    if incoming and _VALID_REQUEST_ID.match(incoming):
+        return incoming  # the caller's (or the proxy's) id, so traces join up
+    return uuid.uuid4().hex
+
+
+def _content_length(scope: Scope) -> int | None:
+    value = Headers(scope=scope).get("content-length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = _request_id(scope)
+        token = REQUEST_ID.set(request_id)
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+        limit = self.max_body_bytes
+
+        async def send_with_context(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                budget = state.get("rate_limit")
+                if isinstance(budget, RateLimitState):
+                    for name, value in budget.headers().items():
+                        if name not in headers:  # an upstream's Retry-After is kept
+                            headers[name] = value
+            await send(message)
+
+        received = 0
+
+        async def receive_with_cap() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        metrics.HTTP_IN_FLIGHT.inc()
+        try:
+            declared = _content_length(scope)
+            if declared is not None and declared > limit:
+                # Refused before reading a byte of it.
+                response = error_response(
+                    413,
+                    f"request body larger than {limit} bytes",
+                    type="invalid_request_error",
+                    code="request_too_large",
+                )
+                await response(scope, receive, send_with_context)
+                return
+            await self.app(scope, receive_with_cap, send_with_context)
+        except Exception:
+            # An error no handler anticipated: logged in full (redacted), answered generically.
+            error_log.exception("unhandled error answering %s %s", scope["method"], scope["path"])
+            if response_started:
+                raise
+            response = error_response(
+                500,
+                f"internal error; quote request id {request_id} when reporting it",
+                type="server_error",
+                code="internal_error",
+                request_id=request_id,
+            )
+            await response(scope, receive, send_with_context)
+        finally:
+            metrics.HTTP_IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            method = scope["method"]
+            metrics.HTTP_REQUESTS.labels(route=route, method=method, status=str(status)).inc()
+            metrics.HTTP_LATENCY.labels(route=route, method=method).observe(elapsed)
+            principal = state.get("principal")
+            access_log.info(
+                "%s %s %d %.1fms",
+                method,
+                scope["path"],
+                status,
+                elapsed * 1000,
+                extra={
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "key_id": getattr(principal, "key_id", None),
+                },
+            )
+            REQUEST_ID.reset(token)

@@ -1,0 +1,257 @@
+"""Per-API-key rate limiting: slowapi's model, checked without blocking the event loop.
+
+What we keep from slowapi (the library the design names): its configuration and semantics.
+`RATE_LIMIT` is parsed by slowapi's `LimitGroup` (so `60/minute`, `100/hour` and
+`10/second;1000/day` mean exactly what they mean there); the limits are *application limits*
+(slowapi's shared "global" scope: one budget per key across every endpoint); the key function
+is the caller's key id; storage keys are `prefix/key/scope` as slowapi builds them; a refusal
+raises slowapi's `RateLimitExceeded`; and when the storage fails we fall back to in-memory
+limits and probe the storage again with exponential backoff, as its `in_memory_fallback` does.
+
+What we do differently, and why:
+- slowapi's `Limiter` calls its storage synchronously, so each Redis round trip would block
+  the event loop (slowapi issue #18 and its "Limitations" docs). We call `limits`' asyncio API
+  (`limits.aio`) instead, which slowapi is built on, with the same limit items.
+- slowapi sends `X-RateLimit-Reset` as an epoch time (issue #130). The README promises seconds
+  until reset, and sends the headers on every limited response (not only on decorated routes,
+  which also need `request`/`response` parameters, issue #256).
+- slowapi's `Limiter` reads `.env` and `RATELIMIT_*` variables on its own; here every option
+  comes explicitly from `ServiceSettings`.
+
+Strategy: moving window. It admits at most N requests in *any* window of the period (the
+61st request within a minute is refused, whenever the minute started), where a fixed window
+admits up to 2N across a window boundary. In Redis its check-and-record is one Lua script, so
+several instances sharing a Redis admit exactly N together. A refused request records nothing,
+so hammering while limited does not extend the wait. Cost: one list entry per admitted request
+in the window (60 small entries per key at the default).
+
+With several limits (`10/second;1000/day`) each is checked in turn, as slowapi does; a request
+refused by a later limit has already been counted by the earlier ones. That errs on the strict
+side: no limit is ever exceeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from limits import RateLimitItem
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.storage import storage_from_string
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from slowapi.errors import RateLimitExceeded
+from slowapi.wrappers import Limit, LimitGroup
+
+from api import metrics
+from api.config import ServiceSettings
+from api.errors import APIError
+
+__all__ = [
+    "KeyRateLimitExceeded",
+    "RateLimitState",
+    "RateLimitStoreUnavailable",
+    "RateLimiter",
+    "parse_limits",
+]
+
+log = logging.getLogger("api.ratelimit")
+
+SCOPE = "global"  # slowapi's application-limit scope: one budget across all endpoints
+_MAX_PROBE_INTERVAL = 30.0
+
+_STORAGE_FAILURES = (StorageError, ConnectionError, TimeoutError, OSError)
+
+
+def _no_key(*_: Any) -> str:  # slowapi wants a key function; we pass the key id ourselves
+    return ""
+
+
+def parse_limits(text: str) -> list[Limit]:
+    """slowapi's parsing of a limit string (`;`/`,`-separated), as slowapi application limits."""
+    group = LimitGroup(text, _no_key, SCOPE, False, None, None, None, 1, False)
+    return list(group)
+
+
+@dataclass(frozen=True)
+class RateLimitState:
+    """What the response headers say about the caller's budget."""
+
+    limit: int
+    remaining: int
+    reset_in: int  # whole seconds until a slot frees up (rounded up)
+    exceeded: bool
+    description: str  # e.g. "60 per 1 minute"
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "x-ratelimit-limit": str(self.limit),
+            "x-ratelimit-remaining": str(self.remaining),
+            "x-ratelimit-reset": str(self.reset_in),
+        }
+        if self.exceeded:
+            headers["retry-after"] = str(max(1, self.reset_in))
+        return headers
+
+
+class KeyRateLimitExceeded(RateLimitExceeded):
+    """slowapi's 429 exception, carrying the budget for the response headers."""
+
+    def __init__(self, limit: Limit, state: RateLimitState) -> None:
+        super().__init__(limit)
+        self.state = state
+
+
+class RateLimitStoreUnavailable(APIError):
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "the rate-limit store is unreachable, so requests cannot be admitted; retry shortly",
+            type="service_unavailable",
+            code="rate_limit_unavailable",
+            headers={"Retry-After": "5"},
+        )
+
+
+class RateLimiter:
+    """One per app: checks and records a request against its key's budget."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.limits = parse_limits(settings.rate_limit)
+        self.prefix = settings.rate_limit_key_prefix
+        self.uses_redis = settings.uses_redis
+        self.on_storage_down = settings.rate_limit_storage_down
+        self._uri = settings.limiter_storage_uri
+        self._timeout = settings.rate_limit_storage_timeout
+        self._storage: Storage | None = None
+        self._primary: MovingWindowRateLimiter | None = None
+        self._fallback: MovingWindowRateLimiter | None = None
+        self._fallback_storage: MemoryStorage | None = None
+        self._dead_since: float | None = None
+        self._next_probe = 0.0
+        self._probes = 0
+
+    # --- lifecycle (inside the running event loop: limits' memory storage needs one) ----------
+
+    async def start(self) -> None:
+        options: dict[str, Any] = {}
+        if self.uses_redis:
+            options = {
+                "implementation": "redispy",
+                "socket_timeout": self._timeout,
+                "socket_connect_timeout": self._timeout,
+                # one quick retry for a dropped idle connection; a down server fails fast
+                "retry": Retry(NoBackoff(), 1),
+            }
+        storage = storage_from_string(self._uri, wrap_exceptions=True, **options)
+        if not isinstance(storage, Storage):  # a sync scheme such as plain memory:// or redis://
+            raise ValueError(f"{self._uri!r} is not an asyncio rate-limit storage")
+        self._storage = storage
+        self._primary = MovingWindowRateLimiter(storage)
+        self._fallback_storage = MemoryStorage()
+        self._fallback = MovingWindowRateLimiter(self._fallback_storage)
+
+    async def aclose(self) -> None:
+        bridge = getattr(self._storage, "bridge", None)
+        client = getattr(bridge, "storage", None)
+        close = getattr(client, "aclose", None)
+        if close is not None:
+            await close()
+
+    # --- the check ----------------------------------------------------------------------------
+
+    async def hit(self, key_id: str) -> RateLimitState:
+        """Counts one request for `key_id` and returns its budget.
+
+        :raises KeyRateLimitExceeded: over budget (with the state for the headers).
+        :raises RateLimitStoreUnavailable: the store is down and the mode is `reject`.
+        """
+        if self._dead_since is not None and not await self._storage_recovered():
+            return await self._fallback_hit(key_id)
+        assert self._primary is not None
+        try:
+            return await self._evaluate(self._primary, key_id)
+        except _STORAGE_FAILURES as error:
+            self._mark_dead(error)
+            return await self._fallback_hit(key_id)
+
+    async def _fallback_hit(self, key_id: str) -> RateLimitState:
+        if self.on_storage_down == "reject":
+            metrics.RATE_LIMIT_STORAGE_DOWN.labels(mode="reject").inc()
+            raise RateLimitStoreUnavailable()
+        metrics.RATE_LIMIT_STORAGE_DOWN.labels(mode="memory").inc()
+        assert self._fallback is not None
+        return await self._evaluate(self._fallback, key_id)
+
+    async def _evaluate(self, limiter: MovingWindowRateLimiter, key_id: str) -> RateLimitState:
+        identifiers = (self.prefix, key_id, SCOPE)
+        tightest: RateLimitState | None = None
+        for lim in self.limits:
+            item: RateLimitItem = lim.limit
+            admitted = await limiter.hit(item, *identifiers)
+            stats = await limiter.get_window_stats(item, *identifiers)
+            state = RateLimitState(
+                limit=item.amount,
+                remaining=max(0, stats.remaining),
+                reset_in=max(0, math.ceil(stats.reset_time - time.time())),
+                exceeded=not admitted,
+                description=str(item),
+            )
+            if not admitted:
+                raise KeyRateLimitExceeded(lim, state)
+            if tightest is None or (state.remaining, -state.reset_in) < (
+                tightest.remaining,
+                -tightest.reset_in,
+            ):
+                tightest = state
+        assert tightest is not None  # parse_limits never returns an empty list for valid settings
+        return tightest
+
+    # --- storage health -----------------------------------------------------------------------
+
+    def _mark_dead(self, error: BaseException) -> None:
+        if self._dead_since is None:
+            self._dead_since = time.monotonic()
+            self._probes = 0
+            log.warning(
+                "rate-limit store unreachable (%s); %s",
+                type(error).__name__,
+                "limiting in memory, per instance, until it is back"
+                if self.on_storage_down == "memory"
+                else "refusing requests with 503 until it is back",
+            )
+        self._schedule_probe()
+
+    def _schedule_probe(self) -> None:
+        delay = min(_MAX_PROBE_INTERVAL, 2.0 ** min(self._probes, 5))
+        self._probes += 1
+        self._next_probe = time.monotonic() + delay
+
+    async def _storage_recovered(self) -> bool:
+        if time.monotonic() < self._next_probe:
+            return False
+        if await self.check():
+            log.warning("rate-limit store reachable again; shared limits resumed")
+            self._dead_since = None
+            return True
+        self._schedule_probe()
+        return False
+
+    async def check(self) -> bool:
+        """True when the primary store answers (always for memory)."""
+        if self._storage is None:
+            return False
+        try:
+            return bool(await self._storage.check())
+        except _STORAGE_FAILURES:
+            return False
+
+    @property
+    def degraded(self) -> bool:
+        """The shared store is down and the in-memory fallback is in use."""
+        return self._dead_since is not None

@@ -1,0 +1,132 @@
+"""`GET /query` and `GET /query/{id}`: the task history.
+
+A key sees only the tasks it made; an admin key (ADMIN_API_KEYS) sees every key's. Another
+key's task is a 404, exactly like a task that does not exist: a 403 would confirm that the id
+exists.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from api.deps import Admitted, SettingsDep, StoreDep
+from api.errors import APIError, ErrorBody
+from api.persistence import StoreError
+from api.persistence.records import QueryFilters
+from api.routes.schemas import QueryPage, TaskRecordOut
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["history"])
+
+
+class HistoryUnavailable(APIError):
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "the task history is unreachable; retry shortly",
+            type="service_unavailable",
+            code="storage_unavailable",
+            headers={"Retry-After": "1"},
+        )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Times without a zone are taken as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+@router.get(
+    "/query",
+    response_model=QueryPage,
+    summary="Query previous answers, newest first",
+    responses={
+        400: {"model": ErrorBody, "description": "Malformed cursor (code invalid_cursor)"},
+        503: {"model": ErrorBody, "description": "History unreachable (storage_unavailable)"},
+    },
+)
+async def query_tasks(
+    principal: Admitted,
+    settings: SettingsDep,
+    store: StoreDep,
+    q: Annotated[
+        str | None,
+        Query(max_length=500, description="Text searched in prompts and answers (any case)"),
+    ] = None,
+    provider: Annotated[str | None, Query(max_length=64)] = None,
+    model: Annotated[str | None, Query(max_length=200)] = None,
+    strategy: Annotated[str | None, Query(max_length=64)] = None,
+    status: Literal["succeeded", "failed"] | None = None,
+    since: Annotated[
+        datetime | None, Query(description="Created at or after (ISO 8601; no zone: UTC)")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="Created before (ISO 8601)")] = None,
+    limit: Annotated[
+        int, Query(ge=1, description="Page size; above QUERY_MAX_LIMIT (100) it is capped")
+    ] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="`next_cursor` of the previous page")
+    ] = None,
+) -> QueryPage:
+    filters = QueryFilters(
+        q=q or None,
+        provider=provider,
+        model=model,
+        strategy=strategy,
+        status=status,
+        since=_utc(since),
+        until=_utc(until),
+    )
+    try:
+        page = await store.query(
+            filters,
+            key_id=None if principal.is_admin else principal.key_id,
+            limit=min(limit, settings.query_max_limit),
+            cursor=cursor,
+        )
+    except ValueError:
+        raise APIError(
+            400,
+            "cursor is not valid: pass the next_cursor of a previous page unchanged",
+            type="invalid_request_error",
+            code="invalid_cursor",
+        ) from None
+    except StoreError:
+        raise HistoryUnavailable() from None
+    return QueryPage(
+        data=[TaskRecordOut.from_record(item, with_trace=False) for item in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get(
+    "/query/{task_id}",
+    response_model=TaskRecordOut,
+    summary="One previous task, with its trace",
+    responses={
+        404: {"model": ErrorBody, "description": "No such task for this key (task_not_found)"},
+        503: {"model": ErrorBody, "description": "History unreachable (storage_unavailable)"},
+    },
+)
+async def get_task(
+    principal: Admitted,
+    store: StoreDep,
+    task_id: Annotated[str, Path(max_length=64, description="The task's id")],
+) -> TaskRecordOut:
+    try:
+        record = await store.get(task_id, key_id=None if principal.is_admin else principal.key_id)
+    except StoreError:
+        raise HistoryUnavailable() from None
+    if record is None:
+        raise APIError(
+            404,
+            f"no task {task_id!r} for this API key",
+            type="not_found_error",
+            code="task_not_found",
+        )
+    return TaskRecordOut.from_record(record, with_trace=True)
