@@ -23,6 +23,12 @@ class SettingsInvalid(Exception):
     """The service cannot start with this configuration; the message says which variable and
     why, one problem per line, and never echoes a secret."""
 
+    code = "config_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
 
 def _comma_separated(value: Any) -> Any:
     """`API_KEYS=key1, key2,,key3` -> ["key1", "key2", "key3"] (spaces and empties dropped)."""

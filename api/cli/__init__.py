@@ -27,6 +27,7 @@ __all__ = ["COMMANDS", "build_parser", "main", "report_error"]
 COMMANDS: tuple[str, ...] = (
     "api.cli.providers_cmd",
     "api.cli.ask",
+    "api.cli.serve",
 )
 """The command modules, in the order `--help` lists them."""
 

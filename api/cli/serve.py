@@ -1,0 +1,101 @@
+"""`reasoning-agent serve`: run the REST service with uvicorn.
+
+Host, port and workers default to HOST, PORT and WORKERS (else 0.0.0.0, 8000, 1). The
+configuration is checked before the server starts, so a missing API_KEYS or a bad RATE_LIMIT
+is one clear line, not a traceback from every worker.
+
+With several workers, metrics must be shared between processes: prometheus-client's
+multiprocess mode keeps them in files under PROMETHEUS_MULTIPROC_DIR. This command points it at
+a fresh temporary directory (removed at exit) unless the variable is already set, in which
+case that directory is emptied of stale files first, as prometheus-client requires.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+NAME = "serve"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONFIG_ENV = "REASONING_AGENT_CONFIG"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        NAME,
+        help="run the REST service",
+        description="Run the REST service (POST /task, GET /query, GET /metrics ...). "
+        "Settings come from the environment: API_KEYS (required), RATE_LIMIT, REDIS_URL, "
+        "DATABASE_URL, ... (docs/api.md).",
+    )
+    parser.add_argument("--host", help="address to bind (default: $HOST, else 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="port (default: $PORT, else 8000)")
+    parser.add_argument("--workers", type=int, help="server processes (default: $WORKERS, else 1)")
+    return parser
+
+
+@contextlib.contextmanager
+def _multiprocess_metrics(workers: int) -> Iterator[None]:
+    """Sets up prometheus-client's multiprocess directory (before anything imports it)."""
+    configured = os.environ.get(MULTIPROC_ENV)
+    if configured:
+        directory = Path(configured)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    if workers <= 1:
+        yield
+        return
+    directory = Path(tempfile.mkdtemp(prefix="reasoning-agent-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(directory)
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.config import load_service_settings
+    from api.logging import configure_logging
+    from providers import load_settings
+
+    if args.config:
+        os.environ[CONFIG_ENV] = args.config  # the workers read the same file
+    overrides = {
+        name: value
+        for name, value in (("host", args.host), ("port", args.port), ("workers", args.workers))
+        if value is not None
+    }
+    settings = load_service_settings(**overrides)  # SettingsInvalid: printed as one error
+    load_settings(args.config)  # ConfigError likewise, before any worker starts
+    # Every worker builds its app from the environment: pass the command-line values on.
+    os.environ.update({name.upper(): str(value) for name, value in overrides.items()})
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # the CLI's plain handler: ours replaces it
+        root.removeHandler(handler)
+    configure_logging(settings.log_format, settings.log_level)
+    with _multiprocess_metrics(settings.workers):
+        uvicorn.run(
+            "api.main:app",
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_config=None,  # our handler (api.logging) formats uvicorn's records too
+            access_log=False,  # api.access logs each request with its route and request id
+            timeout_graceful_shutdown=max(1, round(settings.graceful_shutdown_seconds)),
+            server_header=False,
+        )
+    return 0
