@@ -34,8 +34,15 @@ def normalise_stop_reason(reason: str | None) -> str:
     return STOP_REASONS.get(reason, reason) if reason else "stop"
 
 
-def messages_body(request: CompletionRequest, model: str) -> dict[str, Any]:
-    """The Messages request body; `request.extra` is merged in last."""
+def messages_body(
+    request: CompletionRequest, model: str, send_temperature: bool = False
+) -> dict[str, Any]:
+    """The Messages request body; `request.extra` is merged in last.
+
+    The current Messages API has no `temperature` (the official SDK dropped the parameter,
+    and the API rejects fields it does not know), so a request's temperature is sent only
+    when the `send_temperature` option asks for it (older API versions, compatible proxies).
+    """
     system = [m.content for m in request.messages if m.role == "system"]
     body: dict[str, Any] = {
         "model": model,
@@ -46,7 +53,7 @@ def messages_body(request: CompletionRequest, model: str) -> dict[str, Any]:
     }
     if system:
         body["system"] = "\n\n".join(system)
-    if request.temperature is not None:
+    if send_temperature and request.temperature is not None:
         body["temperature"] = request.temperature
     if request.stop:
         body["stop_sequences"] = request.stop
@@ -64,7 +71,7 @@ class AnthropicProvider(UpstreamProvider):
     KEY_ENV: ClassVar[str | None] = "ANTHROPIC_API_KEY"
     BASE_URL_ENV: ClassVar[str | None] = "ANTHROPIC_BASE_URL"
     DEFAULT_BASE_URL: ClassVar[str | None] = "https://api.anthropic.com"
-    DEFAULT_MODEL: ClassVar[str] = "claude-sonnet-4-5"
+    DEFAULT_MODEL: ClassVar[str] = "claude-sonnet-4-6"
 
     def lean_headers(self) -> dict[str, str]:
         version = str(self.config.options.get("anthropic_version", ANTHROPIC_VERSION))
@@ -85,7 +92,7 @@ class AnthropicProvider(UpstreamProvider):
 
     async def complete(self, request: CompletionRequest) -> Completion:
         model = self.model_for(request.model)
-        body = messages_body(request, model)
+        body = messages_body(request, model, bool(self.config.options.get("send_temperature")))
         if self.transport == "sdk":
             response = await self.call_sdk(
                 lambda client: client.messages.create(**sdk_arguments(body))
@@ -134,9 +141,10 @@ class AnthropicProvider(UpstreamProvider):
 
 
 def sdk_arguments(body: dict[str, Any]) -> dict[str, Any]:
-    """`messages.create()` keyword arguments for the same wire body: the parameters the SDK
-    knows by name, everything else through `extra_body`."""
-    known = {"model", "max_tokens", "messages", "system", "temperature", "stop_sequences"}
+    """`messages.create()` keyword arguments for the same wire body: the required parameters
+    by name, everything else through `extra_body` (robust to the SDK renaming or dropping
+    optional parameters, as it dropped `temperature`)."""
+    known = {"model", "max_tokens", "messages"}
     arguments = {k: v for k, v in body.items() if k in known}
     extra = {k: v for k, v in body.items() if k not in known}
     if extra:

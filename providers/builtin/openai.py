@@ -44,7 +44,9 @@ def split_usage(prompt_tokens: int, completion_tokens: int, n: int) -> list[Usag
     return usages
 
 
-def chat_body(request: CompletionRequest, model: str, n: int = 1) -> dict[str, Any]:
+def chat_body(
+    request: CompletionRequest, model: str, n: int = 1, max_tokens_field: str = "max_tokens"
+) -> dict[str, Any]:
     """The Chat Completions request body; `request.extra` is merged in last."""
     body: dict[str, Any] = {
         "model": model,
@@ -53,7 +55,7 @@ def chat_body(request: CompletionRequest, model: str, n: int = 1) -> dict[str, A
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.max_tokens is not None:
-        body["max_tokens"] = request.max_tokens
+        body[max_tokens_field] = request.max_tokens
     if request.stop:
         body["stop"] = request.stop
     if n > 1:
@@ -74,10 +76,13 @@ class OpenAIProvider(UpstreamProvider):
     KEY_ENV: ClassVar[str | None] = "OPENAI_API_KEY"
     BASE_URL_ENV: ClassVar[str | None] = "OPENAI_BASE_URL"
     DEFAULT_BASE_URL: ClassVar[str | None] = "https://api.openai.com/v1"
-    DEFAULT_MODEL: ClassVar[str] = "gpt-4o-mini"
+    DEFAULT_MODEL: ClassVar[str] = "gpt-4.1-mini"
     # The SDK's own variables for the organization and project headers.
     ORG_ENV: ClassVar[str | None] = "OPENAI_ORG_ID"
     PROJECT_ENV: ClassVar[str | None] = "OPENAI_PROJECT_ID"
+    # OpenAI deprecated `max_tokens` (its reasoning models reject it); compatible servers
+    # mostly know only `max_tokens`.
+    MAX_TOKENS_FIELD: ClassVar[str] = "max_completion_tokens"
 
     @property
     def organization(self) -> str | None:
@@ -128,7 +133,7 @@ class OpenAIProvider(UpstreamProvider):
 
     async def _complete(self, request: CompletionRequest, n: int) -> list[Completion]:
         model = self.model_for(request.model)
-        body = chat_body(request, model, n)
+        body = chat_body(request, model, n, self.MAX_TOKENS_FIELD)
         if self.transport == "sdk":
             response = await self.call_sdk(
                 lambda client: client.chat.completions.create(**sdk_arguments(body))
@@ -195,9 +200,9 @@ class OpenAIProvider(UpstreamProvider):
 
 
 def sdk_arguments(body: dict[str, Any]) -> dict[str, Any]:
-    """`create()` keyword arguments for the same wire body: the parameters the SDK knows by
-    name, everything else through `extra_body`."""
-    known = {"model", "messages", "temperature", "max_tokens", "stop", "n"}
+    """`create()` keyword arguments for the same wire body: the required parameters by name,
+    everything else through `extra_body` (robust to the SDK renaming optional parameters)."""
+    known = {"model", "messages"}
     arguments = {k: v for k, v in body.items() if k in known}
     extra = {k: v for k, v in body.items() if k not in known}
     if extra:

@@ -32,6 +32,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
     DEFAULT_MODEL: ClassVar[str] = "default"
     ORG_ENV: ClassVar[str | None] = None
     PROJECT_ENV: ClassVar[str | None] = None
+    MAX_TOKENS_FIELD: ClassVar[str] = "max_tokens"
 
     async def complete_many(self, request: CompletionRequest, n: int) -> list[Completion]:
         """`n` samples: asks with `n`, and tops up with single calls when the server ignores

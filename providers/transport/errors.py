@@ -46,6 +46,8 @@ _SECRET = re.compile(
 SHOULD_RETRY = "upstream_should_retry"  # attribute set from the `x-should-retry` header
 
 NOT_JSON = "HTTP 200 body is not JSON"
+COULD_NOT_CONNECT = "could not connect"
+CONNECTION_DROPPED = "connection dropped"
 
 RETRYABLE: tuple[type[AgentError], ...] = (RateLimitError, ProviderTimeoutError, UnavailableError)
 

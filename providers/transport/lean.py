@@ -17,6 +17,8 @@ import orjson
 
 from agent_core import AgentError
 from providers.transport.errors import (
+    CONNECTION_DROPPED,
+    COULD_NOT_CONNECT,
     connection_error,
     error_for_status,
     malformed_error,
@@ -96,15 +98,10 @@ class LeanClient:
             raise
         except TimeoutError:  # aiohttp's timeouts subclass it
             raise timeout_error(self.provider, self.timeout) from None
-        except aiohttp.ClientConnectorError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise connection_error(self.provider, self.base_url, reason) from None
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            raise connection_error(
-                self.provider, self.base_url, f"connection dropped: {type(exc).__name__}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise connection_error(self.provider, self.base_url, type(exc).__name__) from None
+        except aiohttp.ClientConnectorError:
+            raise connection_error(self.provider, self.base_url, COULD_NOT_CONNECT) from None
+        except aiohttp.ClientError:  # disconnected, payload cut short, reset ...
+            raise connection_error(self.provider, self.base_url, CONNECTION_DROPPED) from None
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:

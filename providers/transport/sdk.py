@@ -14,6 +14,8 @@ from types import ModuleType
 
 from agent_core import AgentError, ProviderError
 from providers.transport.errors import (
+    CONNECTION_DROPPED,
+    COULD_NOT_CONNECT,
     NOT_JSON,
     connection_error,
     error_for_status,
@@ -37,8 +39,10 @@ def error_from_sdk(
     if isinstance(exc, sdk.APITimeoutError):  # before APIConnectionError, its base class
         return timeout_error(provider, timeout)
     if isinstance(exc, sdk.APIConnectionError):
+        # httpx's ConnectError (refused, no route, DNS) vs. a connection lost mid-call.
         cause = exc.__cause__ or exc.__context__
-        reason = type(cause).__name__ if cause is not None else "connection error"
+        connect = cause is not None and type(cause).__name__ == "ConnectError"
+        reason = COULD_NOT_CONNECT if connect else CONNECTION_DROPPED
         return connection_error(provider, base_url, reason)
     if isinstance(exc, sdk.APIStatusError):
         response = exc.response

@@ -41,7 +41,7 @@ ANTHROPIC_ERRORS: dict[int, tuple[str, str]] = {
 class AnthropicMock(MockUpstream):
     PATH = "/v1/messages"
     BASE_PATH = ""
-    DEFAULT_MODEL = "claude-sonnet-4-5"
+    DEFAULT_MODEL = "claude-sonnet-4-6"
     SNAPSHOT = "-20250929"
 
     _ids: ClassVar[itertools.count[int]] = itertools.count(1)

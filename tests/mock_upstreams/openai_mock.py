@@ -57,7 +57,7 @@ def mask_key(key: str) -> str:
 class OpenAIMock(MockUpstream):
     PATH = "/chat/completions"
     BASE_PATH = "/v1"
-    DEFAULT_MODEL = "gpt-4o-mini"
+    DEFAULT_MODEL = "gpt-4.1-mini"
     SNAPSHOT = "-2024-07-18"  # OpenAI reports the dated snapshot that served a model alias
 
     _ids: ClassVar[itertools.count[int]] = itertools.count(1)
