@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import agent_core
@@ -221,6 +221,9 @@ def load_registry(
             )
 
     aliases = _aliases(types, entries, strict)
+    for name, entry in entries.items():  # list only the aliases that really lead here
+        effective = tuple(alias for alias in entry.status.aliases if aliases.get(alias) == name)
+        entry.status = replace(entry.status, aliases=effective)
     entries = dict(sorted(entries.items()))
     default_name = _default_name(settings, entries, aliases)
     chains = _chains(settings, entries, aliases)
