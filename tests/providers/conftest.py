@@ -32,6 +32,19 @@ def anthropic_mock_session() -> Iterator[AnthropicMock]:
         yield mock
 
 
+@pytest.fixture(scope="session")
+def compatible_mock_session() -> Iterator[OpenAIMock]:
+    """An OpenAI-style server that wants no key, like a local Ollama or vLLM."""
+    with OpenAIMock() as mock:
+        yield mock
+
+
+@pytest.fixture
+def compatible_upstream(compatible_mock_session: OpenAIMock) -> OpenAIMock:
+    compatible_mock_session.reset()
+    return compatible_mock_session
+
+
 @pytest.fixture
 def openai_upstream(openai_mock_session: OpenAIMock) -> OpenAIMock:
     openai_mock_session.reset()
@@ -58,7 +71,10 @@ ProviderFactory = Callable[..., UpstreamProvider]
 
 @pytest.fixture
 async def make_provider(
-    keys: None, openai_upstream: OpenAIMock, anthropic_upstream: AnthropicMock
+    keys: None,
+    openai_upstream: OpenAIMock,
+    anthropic_upstream: AnthropicMock,
+    compatible_upstream: OpenAIMock,
 ) -> AsyncIterator[ProviderFactory]:
     """`make_provider("openai", "sdk", max_retries=1)`: a provider at its mock upstream.
 
@@ -78,7 +94,7 @@ async def make_provider(
         elif kind == "anthropic":
             cls, upstream = AnthropicProvider, anthropic_upstream
         elif kind == "openai_compatible":
-            cls, upstream = OpenAICompatibleProvider, openai_upstream
+            cls, upstream = OpenAICompatibleProvider, compatible_upstream
         else:
             raise ValueError(kind)
         fields.setdefault("base_url", upstream.base_url)
@@ -93,9 +109,11 @@ async def make_provider(
 
 
 @pytest.fixture
-def upstreams(openai_upstream: OpenAIMock, anthropic_upstream: AnthropicMock) -> dict[str, Any]:
+def upstreams(
+    openai_upstream: OpenAIMock, anthropic_upstream: AnthropicMock, compatible_upstream: OpenAIMock
+) -> dict[str, Any]:
     return {
         "openai": openai_upstream,
         "anthropic": anthropic_upstream,
-        "openai_compatible": openai_upstream,
+        "openai_compatible": compatible_upstream,
     }
