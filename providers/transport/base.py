@@ -137,6 +137,14 @@ class UpstreamProvider(Provider):
         self._sdk_loop = None
 
     @property
+    def clients_open(self) -> bool:
+        """Whether a live upstream client exists (before the first call and after aclose:
+        no)."""
+        if self._lean is not None and self._lean.session_open:
+            return True
+        return self._sdk_client is not None and not self._sdk_client.is_closed()
+
+    @property
     def clients_created(self) -> int:
         """How many upstream clients this provider has built (one per event loop used)."""
         lean = self._lean.sessions_created if self._lean is not None else 0

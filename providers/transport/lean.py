@@ -107,6 +107,10 @@ class LeanClient:
         except orjson.JSONDecodeError:
             raise malformed_error(self.provider, f"HTTP {status} body is not JSON") from None
 
+    @property
+    def session_open(self) -> bool:
+        return self._session is not None and not self._session.closed
+
     async def aclose(self) -> None:
         session, self._session = self._session, None
         if session is not None and not session.closed and self._loop is asyncio.get_running_loop():
