@@ -171,7 +171,10 @@ def build_plugin_manager(
             return False
         return True
 
-    for ep in _discover(group):
+    discovered = _discover(group)
+    for name in sorted((allowed or set()) - {ep.name for ep in discovered}):
+        log.warning("[plugins] enabled names %r, which is not installed", name)
+    for ep in discovered:
         if pm.is_blocked(ep.name) or not wanted(ep.name):
             continue
         if ep.distribution:
