@@ -79,16 +79,20 @@ RUN apt-get update \
 
 COPY --from=build /opt/venv /opt/venv
 COPY deploy/docker/healthcheck.py /app/healthcheck.py
+COPY plugins.toml /app/plugins.toml
 
-# HOST/PORT/WORKERS are read by `reasoning-agent serve`; history defaults to SQLite in the data dir
-# (mount a volume there, or set DATABASE_URL to PostgreSQL for more than one replica).
+# HOST/PORT/WORKERS are read by `reasoning-agent serve`. History defaults to SQLite in DATA_DIR
+# (mount a volume there, or set DATABASE_URL to PostgreSQL for more than one replica); rate
+# limits default to per-process memory (set REDIS_URL to share them). Mount another
+# plugins.toml over /app/plugins.toml, or point REASONING_AGENT_CONFIG elsewhere.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOST=0.0.0.0 \
     PORT=8000 \
     WORKERS=1 \
-    DATABASE_URL=sqlite+aiosqlite:////app/data/history.db
+    DATA_DIR=/app/data \
+    REASONING_AGENT_CONFIG=/app/plugins.toml
 
 WORKDIR /app
 USER 10001:10001
@@ -98,7 +102,8 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python3", "/app/healthcheck.py"]
 
 # Exec form: tini receives SIGTERM and passes it on; uvicorn stops accepting, lets in-flight
-# requests finish (up to its graceful-shutdown timeout) and exits 0.
+# requests finish (up to GRACEFUL_SHUTDOWN_SECONDS, default 30) and exits 0. Give the engine a
+# longer stop timeout than that (docker run --stop-timeout 40; compose stop_grace_period).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["reasoning-agent", "serve"]
