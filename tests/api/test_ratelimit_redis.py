@@ -1,0 +1,106 @@
+"""Rate limits in Redis (127.0.0.1:6379): instances share one budget exactly; Redis down is
+never unlimited access."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import redis
+
+from tests.api.conftest import (
+    KEY_A,
+    REDIS_URL,
+    MakeApp,
+    Server,
+    free_port,
+    headers,
+    key_id,
+    run_task,
+    server_env,
+    unique_prefix,
+)
+
+
+async def _burst(urls: list[str], total: int) -> Counter[int]:
+    """`total` concurrent requests for one key, spread evenly over the servers."""
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as http:
+        responses = await asyncio.gather(
+            *(
+                http.get(f"{urls[i % len(urls)]}/providers", headers=headers(KEY_A))
+                for i in range(total)
+            )
+        )
+    return Counter(response.status_code for response in responses)
+
+
+def test_two_servers_on_one_redis_admit_exactly_the_limit_under_a_burst(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    env = server_env(
+        tmp_path, RATE_LIMIT="25/minute", REDIS_URL=REDIS_URL, RATE_LIMIT_KEY_PREFIX=unique_prefix()
+    )
+    servers = [serve(env), serve(env)]
+
+    statuses = asyncio.run(_burst([server.url for server in servers], total=80))
+
+    assert statuses == Counter({200: 25, 429: 55})
+
+
+def test_two_app_instances_share_the_budget(make_app: MakeApp) -> None:
+    prefix = unique_prefix()
+    with (
+        make_app(rate_limit="4/minute", redis_url=REDIS_URL, rate_limit_key_prefix=prefix) as one,
+        make_app(rate_limit="4/minute", redis_url=REDIS_URL, rate_limit_key_prefix=prefix) as two,
+    ):
+        statuses = [
+            run_task(one).status_code,
+            run_task(two).status_code,
+            run_task(one).status_code,
+            run_task(two).status_code,
+            run_task(one).status_code,
+            run_task(two).status_code,
+        ]
+        ready = two.get("/readyz").status_code
+
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    assert ready == 200
+
+
+def test_redis_holds_the_key_id_never_the_key(make_app: MakeApp) -> None:
+    prefix = unique_prefix()
+    with make_app(rate_limit_storage_uri=REDIS_URL, rate_limit_key_prefix=prefix) as client:
+        run_task(client)
+
+    stored = [key.decode() for key in redis.Redis.from_url(REDIS_URL).keys(f"*{prefix}*")]
+    assert stored
+    assert all(key_id(KEY_A) in key and KEY_A not in key for key in stored)
+
+
+def test_redis_down_falls_back_to_per_instance_limits_never_unlimited(
+    make_app: MakeApp,
+) -> None:
+    closed = f"redis://127.0.0.1:{free_port()}"
+    with make_app(rate_limit="3/minute", redis_url=closed) as client:
+        statuses = [run_task(client).status_code for _ in range(4)]
+        ready = client.get("/readyz")
+
+    assert statuses == [200, 200, 200, 429]
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["rate_limit_store"] == "degraded"
+
+
+def test_redis_down_in_reject_mode_answers_503(make_app: MakeApp) -> None:
+    closed = f"redis://127.0.0.1:{free_port()}"
+    with make_app(redis_url=closed, rate_limit_storage_down="reject") as client:
+        response = run_task(client)
+        ready = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "rate_limit_unavailable"
+    assert "retry-after" in response.headers
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["rate_limit_store"] == "failed"
