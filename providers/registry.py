@@ -351,6 +351,9 @@ def _create(
     aliases = registration.aliases if registration and name == config.type else ()
 
     def status(state: Status, reason: str | None, model: str | None = None) -> ProviderStatus:
+        # An unavailable provider still shows the model it would use (config, else class).
+        if model is None and registration is not None:
+            model = config.model or _model_of(registration.provider_class)
         return ProviderStatus(
             name, config.type, state, reason, model or config.model, aliases, plugin
         )
@@ -399,8 +402,10 @@ def _name_instance(provider: Provider, name: str) -> None:
             log.warning("provider %r cannot take its configured name %r", provider, name)
 
 
-def _model_of(provider: Provider) -> str | None:
-    for attribute in ("default_model", "model"):
+def _model_of(provider: Provider | type[Provider]) -> str | None:
+    """The provider's default model: `default_model` or `model` (instance), or the class's
+    `default_model` / `DEFAULT_MODEL` (for a provider that could not be created)."""
+    for attribute in ("default_model", "model", "DEFAULT_MODEL"):
         value = getattr(provider, attribute, None)
         if isinstance(value, str) and value:
             return value

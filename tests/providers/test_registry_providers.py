@@ -185,3 +185,11 @@ def test_statuses_serialise_to_plain_dicts() -> None:
         "aliases": [],
         "plugin": "echo",
     }
+
+
+def test_a_provider_without_its_key_still_shows_the_model_it_would_use() -> None:
+    status = load_registry(settings()).status("openai")
+    assert (status.status, status.default_model) == (
+        "missing_credentials",
+        OpenAIProvider.DEFAULT_MODEL,
+    )
