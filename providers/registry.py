@@ -18,8 +18,9 @@ until `[plugins] choose` picks one; strict plugin loading makes it an error at s
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import agent_core
@@ -192,8 +193,6 @@ def load_registry(
     types, type_failures = _resolve_types(registrations, settings, strict)
     failed_plugins = {failure.plugin: failure.reason for failure in pm.failures}
     disabled_plugins = set(pm.disabled_plugins)
-    where = settings.describe_source()
-
     entries: dict[str, _Entry] = {}
     for name, config in _instance_configs(settings, types, type_failures).items():
         entries[name] = _create(
@@ -203,7 +202,7 @@ def load_registry(
             type_failures,
             failed_plugins,
             disabled_plugins,
-            where,
+            settings.source,
             strict,
         )
     # Plugins that never got to register anything are listed under their own name.
@@ -272,17 +271,17 @@ def _checked(
         raise TypeError(f"{provider_class!r} is not a subclass of agent_core.Provider")
     if not isinstance(name, str) or not valid_name(name):
         raise ValueError(f"provider name {name!r} is not valid ({NAME_RULE})")
-    if isinstance(aliases, str) or not all(
-        isinstance(alias, str) and valid_name(alias)
-        for alias in aliases  # type: ignore[attr-defined]
-    ):
-        raise ValueError(f"aliases of {name!r} must be a list of valid names, got {aliases!r}")
-    names = {name, *aliases}  # type: ignore[misc]
+    if isinstance(aliases, str) or not isinstance(aliases, Iterable):
+        raise ValueError(f"aliases of {name!r} must be a list of names, got {aliases!r}")
+    alias_list = list(aliases)
+    if not all(isinstance(alias, str) and valid_name(alias) for alias in alias_list):
+        raise ValueError(f"aliases of {name!r} must be valid names ({NAME_RULE}): {alias_list!r}")
+    names: set[str] = {name, *alias_list}
     for other in earlier:
         clash = names & {other.name, *other.aliases}
         if clash:
             raise ValueError(f"registers {', '.join(sorted(clash))!r} twice")
-    return Registration(provider_class, name, tuple(aliases), plugin)  # type: ignore[arg-type]
+    return Registration(provider_class, name, tuple(alias_list), plugin)
 
 
 def _resolve_types(
@@ -343,7 +342,7 @@ def _create(
     type_failures: dict[str, str],
     failed_plugins: dict[str, str],
     disabled_plugins: set[str],
-    where: str,
+    source: Path | None,
     strict: bool,
 ) -> _Entry:
     registration = types.get(config.type)
@@ -367,6 +366,7 @@ def _create(
         if config.type in disabled_plugins:
             reason = f"plugin {config.type!r} is disabled in [plugins]"
             return _Entry(status("disabled", reason), config=config)
+        where = where_key_comes_from(["providers", name, "type"], source)
         raise ConfigError(f"{where}: providers.{name}.type: {_unknown_type(config.type, types)}")
     if not config.enabled:
         reason = f"disabled in configuration ([providers.{name}] enabled = false)"
