@@ -129,7 +129,7 @@ def bare_sdk_call(kind: str, base_url: str) -> tuple[Call, Any]:
         client: Any = openai.AsyncOpenAI(api_key=KEY, base_url=base_url)
 
         def call() -> Awaitable[Any]:
-            return client.chat.completions.create(
+            return client.chat.completions.create(  # type: ignore[no-any-return]
                 model="gpt-4.1-mini",
                 max_completion_tokens=64,
                 messages=[{"role": "system", "content": "Answer briefly."}, *messages],
@@ -140,7 +140,7 @@ def bare_sdk_call(kind: str, base_url: str) -> tuple[Call, Any]:
         client = anthropic.AsyncAnthropic(api_key=KEY, base_url=base_url)
 
         def call() -> Awaitable[Any]:
-            return client.messages.create(
+            return client.messages.create(  # type: ignore[no-any-return]
                 model="claude-sonnet-4-6",
                 max_tokens=64,
                 system="Answer briefly.",

@@ -16,7 +16,7 @@ from providers.builtin.openai import OpenAIProvider
 from providers.builtin.openai_compatible import OpenAICompatibleProvider
 from providers.provider_config import ProviderConfig
 from providers.transport.base import UpstreamProvider
-from tests.mock_upstreams import AnthropicMock, OpenAIMock
+from tests.mock_upstreams import AnthropicMock, MockUpstream, OpenAIMock
 from tests.providers.upstream_helpers import ANTHROPIC_KEY, FAST_RETRIES, OPENAI_KEY
 
 
@@ -89,6 +89,7 @@ async def make_provider(
         fields.setdefault("max_retries", 0)
         fields.setdefault("timeout", 5.0)
         cls: type[UpstreamProvider]
+        upstream: MockUpstream
         if kind == "openai":
             cls, upstream = OpenAIProvider, openai_upstream
         elif kind == "anthropic":

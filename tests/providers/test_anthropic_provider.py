@@ -8,7 +8,7 @@ import pytest
 
 from agent_core import CompletionRequest, Message, NotConfiguredError
 from providers.builtin.anthropic import AnthropicProvider, normalise_stop_reason
-from providers.provider_config import ProviderConfig
+from providers.provider_config import ProviderConfig, Transport
 from tests.mock_upstreams import AnthropicMock, Fault
 from tests.providers.upstream_helpers import ANTHROPIC_KEY, TRANSPORTS, ask
 
@@ -32,7 +32,7 @@ async def test_anthropic_base_url_from_the_environment_is_honoured(
     keys: None,
     anthropic_upstream: AnthropicMock,
     monkeypatch: pytest.MonkeyPatch,
-    transport: str,
+    transport: Transport,
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_BASE_URL", anthropic_upstream.base_url)
     provider = AnthropicProvider(config=ProviderConfig(type="anthropic", transport=transport))

@@ -10,7 +10,7 @@ import pytest
 
 from agent_core import CompletionRequest, Message, NotConfiguredError
 from providers.builtin.openai import OpenAIProvider, split_usage
-from providers.provider_config import ProviderConfig
+from providers.provider_config import ProviderConfig, Transport
 from tests.mock_upstreams import Fault, OpenAIMock
 from tests.providers.upstream_helpers import OPENAI_KEY, TRANSPORTS, ask
 
@@ -52,7 +52,7 @@ async def test_openai_base_url_from_the_environment_is_honoured(
     make_provider: Any,
     openai_upstream: OpenAIMock,
     monkeypatch: pytest.MonkeyPatch,
-    transport: str,
+    transport: Transport,
 ) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", openai_upstream.base_url)
     provider = OpenAIProvider(config=ProviderConfig(type="openai", transport=transport))

@@ -68,7 +68,8 @@ async def test_a_provider_used_from_a_new_event_loop_gets_a_client_there(
     def in_another_loop() -> str:
         async def call() -> str:
             try:
-                return (await provider.complete(ask("again"))).text
+                text: str = (await provider.complete(ask("again"))).text
+                return text
             finally:
                 await provider.aclose()
 
