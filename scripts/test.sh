@@ -36,7 +36,9 @@ python -m mypy.stubtest agent_core._agent_core
 stage "python: pytest"
 pytest_log=$(mktemp)
 pytest -q -p no:cacheprovider 2>&1 | tee "$pytest_log"
-pytest_passed=$(grep -Eo '[0-9]+ passed' "$pytest_log" | tail -1 | awk '{print $1+0}')
+# The example plugin's own tests, as its authors would run them.
+pytest -q -p no:cacheprovider examples/plugin-example/tests 2>&1 | tee -a "$pytest_log"
+pytest_passed=$(grep -Eo '[0-9]+ passed' "$pytest_log" | awk '{s+=$1} END {print s+0}')
 
 stage "wheel: build, install in a clean venv, import and run"
 bash scripts/check-wheel.sh
