@@ -1,0 +1,118 @@
+"""The README's promises, run verbatim with curl against a real server on localhost:8000.
+
+The server gets the README's Docker environment (API_KEYS=key1,key2, RATE_LIMIT=60/minute,
+OPENAI_API_KEY) and the repository's plugins.toml; OPENAI_BASE_URL points the openai provider
+at a local mock of OpenAI's API, since tests never call a real LLM.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.conftest import REPO_ROOT, Server, free_port, port_is_free, server_env
+from tests.mock_upstreams import OpenAIMock
+
+README_TASK = """curl -X POST http://localhost:8000/task \\
+    -H 'X-API-Key: key1' \\
+    -H 'Content-Type: application/json' \\
+    -d '{"prompt": "Hello, world!"}'"""
+
+
+def _curl(command: str) -> str:
+    result = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, timeout=30, check=True
+    )
+    return result.stdout
+
+
+@pytest.fixture
+def upstream() -> Iterator[OpenAIMock]:
+    with OpenAIMock(api_key="sk-readme") as mock:
+        yield mock
+
+
+def _readme_env(tmp_path: Path, upstream: OpenAIMock | None) -> dict[str, str]:
+    env = server_env(
+        tmp_path,
+        API_KEYS="key1,key2",
+        ADMIN_API_KEYS="",
+        RATE_LIMIT="60/minute",
+        REASONING_AGENT_CONFIG=str(REPO_ROOT / "plugins.toml"),
+    )
+    if upstream is not None:
+        env.update(OPENAI_API_KEY="sk-readme", OPENAI_BASE_URL=upstream.base_url)
+    return env
+
+
+@pytest.fixture
+def readme_server(serve: Callable[..., Server], tmp_path: Path, upstream: OpenAIMock) -> Server:
+    assert port_is_free(8000), "the README's examples need port 8000 on localhost"
+    return serve(_readme_env(tmp_path, upstream), port=8000)
+
+
+def test_readme_task_request_works_verbatim(readme_server: Server, upstream: OpenAIMock) -> None:
+    body = json.loads(_curl(README_TASK))
+
+    assert body["answer"] == "Hello, world!"
+    assert body["provider"] == "openai"
+    assert upstream.calls == 1
+
+
+def test_readme_429_example_after_60_requests_in_a_minute(readme_server: Server) -> None:
+    with httpx.Client(timeout=10) as http:
+        for _ in range(60):
+            assert http.get(
+                "http://localhost:8000/providers", headers={"X-API-Key": "key1"}
+            ).is_success
+
+    head = _curl(README_TASK.replace("curl -X", "curl -si -X")).split("\r\n\r\n")[0]
+    lines = head.splitlines()
+
+    assert lines[0] == "HTTP/1.1 429 Too Many Requests"
+    assert "x-ratelimit-limit: 60" in lines
+    assert "x-ratelimit-remaining: 0" in lines
+    reset = next(line for line in lines if line.startswith("x-ratelimit-reset: "))
+    assert 0 < int(reset.split(": ")[1]) <= 60
+    assert any(line.startswith("retry-after: ") for line in lines)
+
+
+def test_readme_metrics_and_query_endpoints_answer_with_a_key(readme_server: Server) -> None:
+    _curl(README_TASK)
+    metrics = _curl("curl -s http://localhost:8000/metrics -H 'X-API-Key: key2'")
+    history = json.loads(_curl("curl -s http://localhost:8000/query -H 'X-API-Key: key1'"))
+
+    assert "reasoning_agent_tasks_total" in metrics
+    assert history["data"][0]["prompt"] == "Hello, world!"
+
+
+def test_readme_local_development_command_serves_the_app(
+    serve: Callable[..., Server], tmp_path: Path, upstream: OpenAIMock
+) -> None:
+    server = serve(_readme_env(tmp_path, upstream), uvicorn=True, port=free_port())
+
+    response = httpx.post(
+        f"{server.url}/task", headers={"X-API-Key": "key1"}, json={"prompt": "Hello, world!"}
+    )
+
+    assert response.status_code == 200
+    assert response.json()["answer"] == "Hello, world!"
+
+
+def test_readme_request_without_openai_key_says_what_to_set(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = serve(_readme_env(tmp_path, None))
+
+    response = httpx.post(
+        f"{server.url}/task", headers={"X-API-Key": "key1"}, json={"prompt": "Hello, world!"}
+    )
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "not_configured"
+    assert "OPENAI_API_KEY" in response.json()["error"]["message"]
