@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
 from api.config import ServiceSettings, SettingsInvalid, load_service_settings
-from tests.api.conftest import ADMIN_KEY, KEY_A, KEY_B, MakeApp, headers, run_task
+from tests.api.conftest import (
+    ADMIN_KEY,
+    KEY_A,
+    KEY_B,
+    MakeApp,
+    free_port,
+    headers,
+    run_task,
+    server_env,
+)
 
 PROTECTED = [
     ("POST", "/task"),
@@ -117,3 +130,33 @@ def _auth_failures(client: TestClient) -> dict[str, float]:
                 if sample.name.endswith("_total"):
                     counts[sample.labels["reason"]] = sample.value
     return counts
+
+
+def _start_without_keys(command: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = server_env(tmp_path, API_KEYS="", ADMIN_API_KEYS="")
+    return subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_serve_without_keys_exits_with_one_clear_line(tmp_path: Path) -> None:
+    result = _start_without_keys(
+        [sys.executable, "-c", "from api.cli import main; raise SystemExit(main())", "serve"],
+        tmp_path,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: config_error: no API key configured: set API_KEYS (comma-separated), "
+        "e.g. API_KEYS=key1,key2"
+    )
+
+
+def test_uvicorn_without_keys_exits_without_a_traceback(tmp_path: Path) -> None:
+    result = _start_without_keys(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(free_port())], tmp_path
+    )
+
+    assert result.returncode != 0
+    assert "no API key configured" in result.stderr
+    assert "Traceback" not in result.stderr
