@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -109,7 +110,8 @@ def client(make_app: MakeApp) -> Iterator[TestClient]:
         yield test_client
 
 
-def run_task(client: TestClient, key: str = KEY_A, **body: Any) -> httpx.Response:
+def run_task(client: TestClient, key: str = KEY_A, **body: Any) -> httpx2.Response:
+    """POST /task through the TestClient (whose responses are httpx2's)."""
     body.setdefault("prompt", "Hello, world!")
     return client.post("/task", headers=headers(key), json=body)
 
@@ -174,8 +176,7 @@ def server_env(tmp_path: Path, **env: str) -> dict[str, str]:
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("REASONING_AGENT_", "OPENAI_", "ANTHROPIC_", "PROMETHEUS_"))
-        and key
-        not in {"API_KEYS", "ADMIN_API_KEYS", "RATE_LIMIT", "REDIS_URL", "DATABASE_URL"}
+        and key not in {"API_KEYS", "ADMIN_API_KEYS", "RATE_LIMIT", "REDIS_URL", "DATABASE_URL"}
     }
     base.update(
         {

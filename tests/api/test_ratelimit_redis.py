@@ -75,7 +75,7 @@ def test_redis_holds_the_key_id_never_the_key(make_app: MakeApp) -> None:
     with make_app(rate_limit_storage_uri=REDIS_URL, rate_limit_key_prefix=prefix) as client:
         run_task(client)
 
-    stored = [key.decode() for key in redis.Redis.from_url(REDIS_URL).keys(f"*{prefix}*")]
+    stored = list(redis.Redis.from_url(REDIS_URL, decode_responses=True).keys(f"*{prefix}*"))
     assert stored
     assert all(key_id(KEY_A) in key and KEY_A not in key for key in stored)
 
