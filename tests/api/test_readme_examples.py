@@ -116,3 +116,18 @@ def test_readme_request_without_openai_key_says_what_to_set(
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "not_configured"
     assert "OPENAI_API_KEY" in response.json()["error"]["message"]
+
+
+def test_readme_keyless_local_run_answers_through_echo(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    # scripts/run.sh without OPENAI_API_KEY makes the offline provider the default
+    assert port_is_free(8000), "the README's examples need port 8000 on localhost"
+    env = _readme_env(tmp_path, None)
+    env["REASONING_AGENT_DEFAULT_PROVIDER"] = "echo"
+    serve(env, port=8000)
+
+    body = json.loads(_curl(README_TASK))
+
+    assert body["answer"] == "Hello, world!"
+    assert body["provider"] == "echo"
