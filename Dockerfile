@@ -23,7 +23,8 @@ RUN apt-get update \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 
-# pip and cargo verify TLS against the system bundle; a `ca` build secret is mounted over it.
+# pip and cargo verify TLS against the system bundle; every RUN that reaches the network mounts
+# the optional `ca` build secret over it (a proxy's CA bundle; never stored in a layer).
 ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     CARGO_HTTP_CAINFO=/etc/ssl/certs/ca-certificates.crt \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \

