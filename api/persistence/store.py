@@ -134,8 +134,9 @@ class SqlTaskStore:
         queue = self._ensure_writers()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue.put_nowait(_Pending(asdict(record), future))
-        # shield: a client that disconnects must not cancel a write that is already queued.
-        await asyncio.shield(future)
+        # A caller cancelled here (client gone) cancels only its wait: the row is queued and
+        # the writer still commits it, so what the service decided to record is recorded.
+        await future
 
     def _ensure_writers(self) -> asyncio.Queue[_Pending | object]:
         # Created lazily so the queue and tasks belong to the loop that uses the store.

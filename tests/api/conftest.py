@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -23,6 +24,7 @@ import httpx
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
 
 from api.app import create_app
 from api.config import ServiceSettings
@@ -239,3 +241,54 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in servers:
         server.stop()
+
+
+# --- PostgreSQL (history store tests) -----------------------------------------------------------
+# The real server on 127.0.0.1:5432 (RA_TEST_POSTGRES_URL to point elsewhere). Tests work in
+# throw-away databases created here and dropped afterwards, so runs never see each other's rows
+# and the shared `test` database stays clean.
+
+PG_ADMIN_URL = os.environ.get("RA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+async def _pg_admin(sql: str) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from api.persistence import parse_database_url
+
+    url = parse_database_url(PG_ADMIN_URL).url
+    # CREATE/DROP DATABASE cannot run inside a transaction.
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql(sql)
+    finally:
+        await engine.dispose()
+
+
+def create_pg_database() -> str:
+    """A new empty database on the test server; returns its URL."""
+    name = f"ra_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(url: str) -> None:
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """One PostgreSQL database for the session; tests empty the tables they use."""
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture
+def fresh_pg_database_url() -> Iterator[str]:
+    """An empty PostgreSQL database for one test (migrations need a blank slate)."""
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
