@@ -124,10 +124,9 @@ def test_history_survives_a_restart(make_app: MakeApp) -> None:
     assert record.json()["answer"] == "Hello, world!"
 
 
-def test_postgresql_history_through_the_api(make_app: MakeApp) -> None:
+def test_postgresql_history_through_the_api(make_app: MakeApp, fresh_pg_database_url: str) -> None:
     marker = uuid.uuid4().hex
-    url = "postgresql://postgres@127.0.0.1:5432/test"
-    with make_app(database_url=url) as client:
+    with make_app(database_url=fresh_pg_database_url) as client:
         made = run_task(client, prompt=f"postgres {marker}").json()["id"]
         listed = _ids(client, f"?q={marker}")
         record = client.get(f"/query/{made}", headers=headers()).json()
