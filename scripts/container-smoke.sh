@@ -40,6 +40,7 @@ CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 API_KEY=ctr-smoke-key
 export DEBIAN_FRONTEND=noninteractive
 
+mkdir -p "$WORK"
 STAGES=("$@")
 [ ${#STAGES[@]} -gt 0 ] || STAGES=(tools lint base build smoke multi)
 
@@ -377,9 +378,10 @@ stage_smoke() {
     fail "the server did not stop cleanly on SIGTERM (exit $code)"
     ;;
   esac
-  podman logs "$name" 2>&1 | grep -q 'Application shutdown complete' ||
-    fail "no graceful shutdown in the logs"
-  log "graceful shutdown logged: $(podman logs "$name" 2>&1 | grep -c "Application shutdown complete") x Application shutdown complete"
+  # (logs to a file first: `podman logs | grep -q` fails under pipefail when grep exits early)
+  podman logs "$name" >"$WORK/$name.log" 2>&1
+  grep -q 'Application shutdown complete' "$WORK/$name.log" || fail "no graceful shutdown in the logs"
+  log "graceful shutdown logged: $(grep -c 'Application shutdown complete' "$WORK/$name.log") x 'Application shutdown complete'"
   cleanup_containers
   log "container smoke test passed"
 }
