@@ -4,11 +4,14 @@ never unlimited access."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
 
 from tests.api.conftest import (
@@ -104,3 +107,64 @@ def test_redis_down_in_reject_mode_answers_503(make_app: MakeApp) -> None:
     assert "retry-after" in response.headers
     assert ready.status_code == 503
     assert ready.json()["checks"]["rate_limit_store"] == "failed"
+
+
+class _RedisServer:
+    """A private redis-server on a free port, to take down and bring back."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis.from_url(self.url).ping()
+                return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def stored_keys(self) -> list[str]:
+        keys = redis.Redis.from_url(self.url).keys("*")
+        return [key.decode() if isinstance(key, bytes) else key for key in keys]
+
+
+@pytest.fixture
+def private_redis() -> Iterator[_RedisServer]:
+    server = _RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_shared_limits_resume_when_redis_comes_back(
+    make_app: MakeApp, private_redis: _RedisServer
+) -> None:
+    with make_app(rate_limit="100/minute", redis_url=private_redis.url) as client:
+        assert run_task(client).status_code == 200
+        private_redis.stop()
+        during = run_task(client).status_code
+        degraded = client.get("/readyz").json()["checks"]["rate_limit_store"]
+        private_redis.start()  # empty: the earlier count was lost with the process
+        time.sleep(1.2)  # the first probe comes 1 s after the failure
+        after = run_task(client)
+        recovered = client.get("/readyz").json()["checks"]["rate_limit_store"]
+
+    assert (during, degraded) == (200, "degraded")
+    assert after.status_code == 200
+    assert after.headers["x-ratelimit-remaining"] == "99"  # counted in the new Redis
+    assert recovered == "ok"
+    assert any(key_id(KEY_A) in key for key in private_redis.stored_keys())
