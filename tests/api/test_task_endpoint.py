@@ -144,3 +144,10 @@ def test_request_options_are_recorded_as_given(client: TestClient) -> None:
     record = client.get(f"/query/{task['id']}", headers=headers()).json()
 
     assert record["params"] == {"samples": 3, "temperature": 0.5}
+
+
+def test_budget_stops_the_strategy_early_and_says_so(client: TestClient) -> None:
+    body = run_task(client, strategy="refine", rounds=2, max_calls=1).json()
+
+    assert body["budget_exhausted"] is True
+    assert body["calls"] == 1
