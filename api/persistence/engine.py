@@ -133,6 +133,10 @@ def create_engine(target: DatabaseTarget) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # Python's sqlite3 opens transactions only before DML, so DDL would run outside them.
+        # Turn its handling off and let SQLAlchemy say BEGIN (the recipe in SQLAlchemy's SQLite
+        # docs): migrations become atomic, and a transaction is exactly what the code says.
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA journal_mode={journal_mode}")
@@ -140,5 +144,9 @@ def create_engine(target: DatabaseTarget) -> AsyncEngine:
             cursor.execute(f"PRAGMA busy_timeout={int(target.busy_timeout_ms)}")
         finally:
             cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _sqlite_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
 
     return engine

@@ -93,3 +93,24 @@ async def test_migrated_schema_matches_the_models(empty_database_url: str) -> No
         await engine.dispose()
 
     assert diff == []
+
+
+async def test_a_migration_that_fails_half_way_leaves_the_database_unchanged(
+    empty_database_url: str,
+) -> None:
+    # An unrelated index already holds a name the migration needs: CREATE TABLE tasks succeeds,
+    # then CREATE INDEX fails. The table must not remain without its indexes or revision.
+    engine = create_engine(parse_database_url(empty_database_url))
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("CREATE TABLE squatter (created_at INTEGER)")
+            await conn.exec_driver_sql(
+                "CREATE INDEX ix_tasks_created_at_id ON squatter (created_at)"
+            )
+    finally:
+        await engine.dispose()
+
+    with pytest.raises(Exception, match="ix_tasks_created_at_id"):
+        await migrate(empty_database_url)
+
+    assert await table_names(empty_database_url) == {"squatter"}

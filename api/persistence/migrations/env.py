@@ -26,6 +26,9 @@ def _configure(connection: Connection) -> None:
         target_metadata=metadata,
         # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
+        # Our SQLite engine emits BEGIN itself (engine.py), so DDL there is transactional too:
+        # a migration interrupted half-way leaves the schema as it was.
+        transactional_ddl=True,
         compare_type=True,
     )
 
