@@ -168,3 +168,26 @@ def test_shared_limits_resume_when_redis_comes_back(
     assert after.headers["x-ratelimit-remaining"] == "99"  # counted in the new Redis
     assert recovered == "ok"
     assert any(key_id(KEY_A) in key for key in private_redis.stored_keys())
+
+
+async def test_a_burst_of_thousands_of_checks_stays_on_redis_and_exact(tmp_path: Path) -> None:
+    from api.ratelimit import KeyRateLimitExceeded, RateLimiter
+    from tests.api.conftest import service_settings
+
+    limiter = RateLimiter(service_settings(tmp_path, rate_limit="1000/minute", redis_url=REDIS_URL))
+    await limiter.start()
+
+    async def check() -> bool:
+        try:
+            await limiter.hit("burst-key")
+        except KeyRateLimitExceeded:
+            return False
+        return True
+
+    try:
+        admitted = await asyncio.gather(*(check() for _ in range(3000)))
+    finally:
+        await limiter.aclose()
+
+    assert sum(admitted) == 1000
+    assert not limiter.degraded  # no connection failures, no fallback to memory
