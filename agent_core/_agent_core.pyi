@@ -1,7 +1,7 @@
 """Stubs for the native module `agent_core._agent_core`, written by hand, checked by stubtest."""
 
 from collections.abc import Awaitable, Sequence
-from typing import Any, ClassVar, Literal, final
+from typing import Any, ClassVar, Literal, Self, final
 
 from typing_extensions import disjoint_base
 
@@ -135,10 +135,11 @@ class Capabilities:
 class Provider:
     """Base class of every provider. Subclasses implement `async def complete`."""
 
-    name: ClassVar[str]
+    name: str
+    """How users and plugins.toml choose the provider; instances may set their own."""
     capabilities: ClassVar[Capabilities]
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Provider: ...
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self: ...
     def complete(self, request: CompletionRequest) -> Awaitable[Completion]:
         """Answer one request. Subclasses override this with `async def`."""
     def complete_many(self, request: CompletionRequest, n: int) -> Awaitable[list[Completion]]:
@@ -156,7 +157,7 @@ class EchoProvider(Provider):
         latency: float = 0.0,
         model: str = ...,  # "echo-1"
         name: str = ...,  # "echo"
-    ) -> EchoProvider: ...
+    ) -> Self: ...
     @property
     def latency(self) -> float: ...
     @property

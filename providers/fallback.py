@@ -59,7 +59,7 @@ class FallbackProvider(Provider):
         if not chain:
             raise ValueError("a fallback chain needs at least one provider")
         self.chain: tuple[Provider, ...] = tuple(chain)
-        self.name = name or str(self.chain[0].name)  # type: ignore[misc]
+        self.name = name or str(self.chain[0].name)
         self.capabilities = self.chain[0].capabilities  # type: ignore[misc]
 
     def __repr__(self) -> str:

@@ -397,7 +397,7 @@ def _name_instance(provider: Provider, name: str) -> None:
     """The configured name is the instance's name (it is what completions record)."""
     if getattr(provider, "name", None) != name:
         try:
-            provider.name = name  # type: ignore[misc]
+            provider.name = name
         except AttributeError:
             log.warning("provider %r cannot take its configured name %r", provider, name)
 
@@ -490,7 +490,7 @@ class _Unavailable(Provider):
     capabilities = agent_core.Capabilities()
 
     def __init__(self, name: str, reason: str) -> None:
-        self.name = name  # type: ignore[misc]
+        self.name = name
         self.reason = reason
 
     async def complete(self, request: agent_core.CompletionRequest) -> agent_core.Completion:

@@ -65,7 +65,7 @@ MISSING_FIELDS = "not a message: fields missing or of the wrong type"
 
 
 class AnthropicProvider(UpstreamProvider):
-    name: ClassVar[str] = "anthropic"
+    name = "anthropic"
     capabilities: ClassVar[Capabilities] = Capabilities()
 
     KEY_ENV: ClassVar[str | None] = "ANTHROPIC_API_KEY"

@@ -5,7 +5,7 @@ Options (`[providers.echo.options]`): `latency`, seconds each answer waits (for 
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from agent_core import EchoProvider
 from providers.hookspecs import RegisterProvider, hookimpl
@@ -18,10 +18,7 @@ class Echo(EchoProvider):
     def __new__(cls, *, name: str = "echo", config: ProviderConfig | None = None) -> Echo:
         config = config or ProviderConfig(type="echo")
         latency = float(config.options.get("latency", 0.0))
-        # cast: the stub types EchoProvider.__new__ as returning EchoProvider, not Self.
-        return cast(
-            Echo, super().__new__(cls, latency=latency, model=config.model or "echo-1", name=name)
-        )
+        return super().__new__(cls, latency=latency, model=config.model or "echo-1", name=name)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()

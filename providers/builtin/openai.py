@@ -70,7 +70,7 @@ MISSING_FIELDS = "not a chat completion: fields missing or of the wrong type"
 class OpenAIProvider(UpstreamProvider):
     """OpenAI (and, through `base_url`, any server with its chat API)."""
 
-    name: ClassVar[str] = "openai"
+    name = "openai"
     capabilities: ClassVar[Capabilities] = Capabilities(multiple_samples=True)
 
     KEY_ENV: ClassVar[str | None] = "OPENAI_API_KEY"

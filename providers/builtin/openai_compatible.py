@@ -24,7 +24,7 @@ from providers.hookspecs import RegisterProvider, hookimpl
 
 
 class OpenAICompatibleProvider(OpenAIProvider):
-    name: ClassVar[str] = "openai_compatible"
+    name = "openai_compatible"
 
     KEY_ENV: ClassVar[str | None] = None
     BASE_URL_ENV: ClassVar[str | None] = None

@@ -35,7 +35,7 @@ class UpstreamProvider(Provider):
         config = config or ProviderConfig(type=type(self).name)
         # An instance name shadows the class one: several instances of one type coexist
         # (`[providers.ollama]` and `[providers.groq]`, both openai_compatible).
-        self.name = name or type(self).name  # type: ignore[misc]
+        self.name = name or type(self).name
         self.config = config
         # Read once, at construction: the registry builds each provider once per process.
         key_env = config.api_key_env or self.KEY_ENV

@@ -40,7 +40,7 @@ class Scripted(Provider):
     """A chain member that raises `error` or answers, and remembers what it was asked."""
 
     def __init__(self, name: str, error: Exception | None = None) -> None:
-        self.name = name  # type: ignore[misc]
+        self.name = name
         self.error = error
         self.asked: list[CompletionRequest] = []
 

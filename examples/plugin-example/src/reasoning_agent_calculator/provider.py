@@ -48,7 +48,7 @@ class CalculatorProvider(Provider):
     capabilities = Capabilities(streaming=False, multiple_samples=False)
 
     def __init__(self, *, name: str, config: ProviderConfig) -> None:
-        self.name = name  # type: ignore[misc]  # the configured instance name
+        self.name = name  # the configured instance name
         self.model = config.model or DEFAULT_MODEL
         # A real provider checks its key here. The calculator needs none, but shows the pattern:
         # `api_key_env = "CALCULATOR_TOKEN"` in plugins.toml makes that variable required.
