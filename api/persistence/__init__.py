@@ -36,7 +36,7 @@ async def open_store(database_url: str, *, migrate: bool = True) -> SqlTaskStore
     (`reasoning-agent migrate`), else SchemaOutOfDateError. A bad URL is a ValueError.
     """
     from api.persistence import schema
-    from api.persistence.engine import create_engine
+    from api.persistence.engine import create_engine, create_sqlite_writer_engine
 
     target = parse_database_url(database_url)
     engine = create_engine(target)
@@ -48,7 +48,7 @@ async def open_store(database_url: str, *, migrate: bool = True) -> SqlTaskStore
     except BaseException:
         await engine.dispose()
         raise
-    return SqlTaskStore(engine, target)
+    return SqlTaskStore(engine, target, sync_writer=create_sqlite_writer_engine(target))
 
 
 async def migrate(database_url: str) -> str:
