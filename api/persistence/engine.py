@@ -115,7 +115,16 @@ def create_engine(target: DatabaseTarget) -> AsyncEngine:
     if target.backend == "postgresql":
         # A normal pool: PostgreSQL handles concurrent writers itself. pre_ping survives a
         # database restart without failing the first request after it.
-        return create_async_engine(target.url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        # asyncpg waits 60 s for a connection by default: too long for a readiness probe or a
+        # request; the URL's own `?timeout=` wins.
+        connect_args = {} if "timeout" in target.url.query else {"timeout": 5.0}
+        return create_async_engine(
+            target.url,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            connect_args=connect_args,
+        )
 
     kwargs: dict[str, Any] = {}
     if target.in_memory:

@@ -445,3 +445,15 @@ async def test_ping_on_an_unreachable_database_raises_a_safe_store_error() -> No
 
     assert "s3cret-pw" not in str(caught.value)
     assert "127.0.0.1" not in str(caught.value)
+
+
+async def test_an_in_memory_sqlite_store_works_for_tests() -> None:
+    memory = await open_store("sqlite://")
+    try:
+        records = [make_record() for _ in range(20)]
+        await asyncio.gather(*(memory.add(r) for r in records))
+        page = await memory.query(QueryFilters(), key_id="key-a", limit=50, cursor=None)
+    finally:
+        await memory.aclose()
+
+    assert {r.id for r in page.items} == {r.id for r in records}
