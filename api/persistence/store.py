@@ -22,7 +22,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -42,6 +42,7 @@ _SENTINEL: Final = object()
 # What a database outage looks like from here: driver errors SQLAlchemy wraps, plus the socket
 # errors asyncpg raises before a connection exists.
 _DB_ERRORS: Final = (DBAPIError, OSError, TimeoutError)
+_FIELDS: Final = tuple(f.name for f in fields(TaskRecord))
 
 
 class StoreError(RuntimeError):
@@ -146,7 +147,9 @@ class SqlTaskStore:
             raise StoreError("the task store is closed")
         queue = self._ensure_writers()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue.put_nowait(_Pending(asdict(record), future))
+        # Shallow: the record is frozen and only read (dataclasses.asdict would deep-copy the
+        # params and the trace, measurable CPU per request).
+        queue.put_nowait(_Pending({name: getattr(record, name) for name in _FIELDS}, future))
         # A caller cancelled here (client gone) cancels only its wait: the row is queued and
         # the writer still commits it, so what the service decided to record is recorded.
         await future
@@ -188,8 +191,11 @@ class SqlTaskStore:
         try:
             await self._insert([p.row for p in batch])
         except Exception as exc:
-            if len(batch) == 1:
-                self._settle(batch[0], exc)
+            if len(batch) == 1 or not isinstance(exc, IntegrityError):
+                # The database is down or refusing: every row shares the fate (and no retry
+                # storm of one connection attempt per row).
+                for pending in batch:
+                    self._settle(pending, exc)
                 return
             # One bad row (say a duplicate id) must not fail its neighbours: retry one by one.
             for pending in batch:

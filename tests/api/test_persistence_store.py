@@ -457,3 +457,17 @@ async def test_an_in_memory_sqlite_store_works_for_tests() -> None:
         await memory.aclose()
 
     assert {r.id for r in page.items} == {r.id for r in records}
+
+
+async def test_adds_to_an_unreachable_database_all_fail_with_a_safe_store_error() -> None:
+    target = parse_database_url("postgresql://ra:s3cret-pw@127.0.0.1:1/nowhere")
+    unreachable = SqlTaskStore(create_engine(target), target)
+    try:
+        results = await asyncio.gather(
+            *(unreachable.add(make_record()) for _ in range(10)), return_exceptions=True
+        )
+    finally:
+        await unreachable.aclose()
+
+    assert all(isinstance(r, StoreError) for r in results)
+    assert not any("s3cret-pw" in str(r) for r in results)
