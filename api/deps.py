@@ -27,22 +27,24 @@ __all__ = [
 ]
 
 
-def _settings(request: Request) -> ServiceSettings:
+# Async on purpose: FastAPI runs plain `def` dependencies in its threadpool, a thread hop per
+# request for what is only an attribute read.
+async def _settings(request: Request) -> ServiceSettings:
     settings: ServiceSettings = request.app.state.settings
     return settings
 
 
-def _registry(request: Request) -> ProviderRegistry:
+async def _registry(request: Request) -> ProviderRegistry:
     registry: ProviderRegistry = request.app.state.registry
     return registry
 
 
-def _store(request: Request) -> TaskStore:
+async def _store(request: Request) -> TaskStore:
     store: TaskStore = request.app.state.store
     return store
 
 
-def _limiter(request: Request) -> RateLimiter:
+async def _limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.limiter
     return limiter
 

@@ -20,6 +20,9 @@ if [ -d examples/plugin-example ]; then
   uv pip install -q -e examples/plugin-example
 fi
 
+stage "services: PostgreSQL and Redis on 127.0.0.1 (the tests use both)"
+bash scripts/ensure-services.sh
+
 stage "rust: fmt, clippy, test"
 cargo fmt --all --check
 cargo clippy --all-targets --quiet -- -D warnings
