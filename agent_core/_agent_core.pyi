@@ -178,6 +178,15 @@ class AgentError(Exception):
     @property
     def retry_after(self) -> float | None:
         """Seconds the upstream asked us to wait, when it said."""
+    @property
+    def steps(self) -> list[Step]:
+        """When a task failed: the calls it made first (empty on a provider's own error)."""
+    @property
+    def usage(self) -> Usage:
+        """When a task failed: the tokens its calls spent."""
+    @property
+    def calls(self) -> int:
+        """When a task failed: how many provider calls it made."""
 
 class InvalidRequestError(AgentError): ...
 class AuthenticationError(AgentError): ...

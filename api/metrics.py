@@ -204,7 +204,9 @@ def observe_task(
         provider=provider, model=model_label(model), strategy=strategy, outcome=outcome
     ).inc()
     TASK_LATENCY.labels(provider=provider, strategy=strategy).observe(seconds)
-    if outcome in UPSTREAM_KINDS:
+    # Upstream errors are counted per failed call; a task that failed without a failed call in
+    # its trace (none was made) counts once here.
+    if outcome in UPSTREAM_KINDS and not any(step.error for step in steps or ()):
         UPSTREAM_ERRORS.labels(provider=provider, kind=outcome).inc()
     for step in steps or ():
         step_provider = step.provider or provider

@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::engine::{Poll, Run, StrategyKind, Task};
-use crate::error::error_from_py;
+use crate::error::{attach_trace, error_from_py};
 use crate::types::{Completion, CompletionRequest};
 
 /// A call the engine wants made.
@@ -62,7 +62,12 @@ impl PyRun {
             }
             Poll::Waiting => Ok(PyList::empty(py).into_any()),
             Poll::Done(Ok(answer)) => Ok(Bound::new(py, answer)?.into_any()),
-            Poll::Done(Err(error)) => Err(error.into()),
+            Poll::Done(Err(error)) => {
+                let err: PyErr = error.into();
+                let (steps, calls) = self.inner.trace();
+                attach_trace(py, &err, steps.to_vec(), calls);
+                Err(err)
+            }
         }
     }
 

@@ -9,6 +9,9 @@ use std::fmt;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
+use crate::engine::Step;
+use crate::types::Usage;
+
 /// The kinds of failure, each with a stable code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -116,6 +119,42 @@ pub struct AgentError {
     message: String,
     #[pyo3(get)]
     retry_after: Option<f64>,
+    /// When a task failed: the calls it made before failing (empty on a provider's own error).
+    #[pyo3(get)]
+    steps: Vec<Step>,
+    /// When a task failed: the tokens its calls spent.
+    #[pyo3(get)]
+    usage: Usage,
+    /// When a task failed: how many provider calls it made.
+    #[pyo3(get)]
+    calls: u32,
+}
+
+impl AgentError {
+    fn base(message: String, retry_after: Option<f64>) -> Self {
+        Self {
+            message,
+            retry_after,
+            steps: Vec::new(),
+            usage: Usage::default(),
+            calls: 0,
+        }
+    }
+}
+
+/// Records on a task's error what the task did before it failed, so callers can account for
+/// the calls and tokens spent and show the trace.
+pub fn attach_trace(py: Python<'_>, err: &PyErr, steps: Vec<Step>, calls: u32) {
+    if let Ok(agent) = err.value(py).cast::<AgentError>() {
+        let mut agent = agent.borrow_mut();
+        let mut usage = Usage::default();
+        for step in &steps {
+            usage += step.usage;
+        }
+        agent.usage = usage;
+        agent.calls = calls;
+        agent.steps = steps;
+    }
 }
 
 #[pymethods]
@@ -123,10 +162,7 @@ impl AgentError {
     #[new]
     #[pyo3(signature = (message = String::new(), retry_after = None))]
     fn py_new(message: String, retry_after: Option<f64>) -> Self {
-        Self {
-            message,
-            retry_after,
-        }
+        Self::base(message, retry_after)
     }
 
     #[classattr]
@@ -164,7 +200,7 @@ macro_rules! error_subclass {
             #[new]
             #[pyo3(signature = (message = String::new(), retry_after = None))]
             fn py_new(message: String, retry_after: Option<f64>) -> PyClassInitializer<Self> {
-                PyClassInitializer::from(AgentError { message, retry_after }).add_subclass($name)
+                PyClassInitializer::from(AgentError::base(message, retry_after)).add_subclass($name)
             }
 
             #[classattr]

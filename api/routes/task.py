@@ -224,10 +224,17 @@ async def _record_failure(
     record: Callable[..., TaskRecord],
     error: Exception,
 ) -> None:
-    """Records a failed task (then the caller re-raises the error for its HTTP answer)."""
+    """Records a failed task (then the caller re-raises the error for its HTTP answer).
+
+    The engine puts on a task's error what the task did before failing, so the calls and
+    tokens it spent are accounted for and its trace can be read back like a success's.
+    """
+    steps: list[agent_core.Step] = []
+    usage = agent_core.Usage()
     if isinstance(error, agent_core.AgentError):
         _, _, code = agent_error_status(error)
         message = redact(error.message or str(error))
+        steps, usage = error.steps, error.usage
     else:
         # A bug: its message may hold anything, so only its type is kept.
         code, message = "internal_error", f"internal error ({type(error).__name__})"
@@ -241,12 +248,12 @@ async def _record_failure(
             answer=None,
             confidence=None,
             votes=None,
-            prompt_tokens=0,
-            completion_tokens=0,
-            calls=0,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            calls=len(steps),
             error_code=code,
             error_message=message[:2000],
-            trace=None,
+            trace=[step.to_dict() for step in steps] or None,
             budget_exhausted=code == "budget_exceeded",
         ),
     )
@@ -256,5 +263,6 @@ async def _record_failure(
         strategy=strategy,
         outcome=code,
         seconds=seconds,
+        steps=steps,
     )
     log.info("task failed: %s", code, extra={"task_id": task_id, "key_id": principal.key_id})

@@ -99,3 +99,38 @@ def test_upstream_failures_are_recorded_and_counted(
 
     assert failed[0]["error"]["code"] == "unavailable"
     assert 'reasoning_agent_upstream_errors_total{kind="unavailable",provider="openai"}' in metrics
+
+
+def test_a_failed_task_keeps_the_calls_and_trace_it_made(
+    openai_client: TestClient, upstream: OpenAIMock
+) -> None:
+    upstream.fail_next(3, Fault.error(503))
+
+    response = run_task(openai_client, strategy="self_consistency", samples=3)
+    task_id = openai_client.get("/query?status=failed", headers=headers()).json()["data"][0]["id"]
+    record = openai_client.get(f"/query/{task_id}", headers=headers()).json()
+
+    assert response.status_code == 502
+    assert record["calls"] == 3
+    assert [step["purpose"] for step in record["steps"]] == ["sample 1", "sample 2", "sample 3"]
+    assert {step["error"] for step in record["steps"]} == {"unavailable"}
+
+
+def test_a_task_failing_after_answered_calls_accounts_for_their_tokens(
+    openai_client: TestClient, upstream: OpenAIMock
+) -> None:
+    # refine: the draft and the critique are answered, the revision fails.
+    upstream.enqueue(
+        Fault.reply("a draft", usage=(10, 5)),
+        Fault.reply("too vague", usage=(20, 3)),
+        Fault.error(503),
+    )
+
+    response = run_task(openai_client, strategy="refine", rounds=1)
+    task_id = openai_client.get("/query?status=failed", headers=headers()).json()["data"][0]["id"]
+    record = openai_client.get(f"/query/{task_id}", headers=headers()).json()
+
+    assert response.status_code == 502
+    assert record["calls"] == 3
+    assert [step["error"] for step in record["steps"]] == [None, None, "unavailable"]
+    assert record["usage"] == {"prompt_tokens": 30, "completion_tokens": 8, "total_tokens": 38}

@@ -214,3 +214,21 @@ async def test_answer_serialises_to_plain_data() -> None:
     assert data["usage"]["total_tokens"] == answer.usage.total_tokens
     assert [s["purpose"] for s in data["steps"]] == ["sample 1", "sample 2"]
     assert "steps" not in answer.to_dict(trace=False)
+
+
+async def test_a_failed_task_reports_the_calls_and_tokens_it_spent() -> None:
+    provider = ScriptedProvider(
+        ["a draft", "too vague", agent_core.UnavailableError("upstream 503 on revise")]
+    )
+    with pytest.raises(agent_core.UnavailableError) as caught:
+        await ReasoningAgent(provider).ask("q", strategy="refine", rounds=1)
+    error = caught.value
+    assert error.calls == 3
+    assert [s.purpose for s in error.steps] == ["draft", "critique 1", "revise 1"]
+    assert [s.error for s in error.steps] == [None, None, "unavailable"]
+    assert error.usage.total_tokens == 10  # two answered calls of 5 tokens each
+
+
+async def test_a_providers_own_error_carries_no_trace() -> None:
+    error = agent_core.RateLimitError("slow down")
+    assert (error.steps, error.calls, error.usage.total_tokens) == ([], 0, 0)

@@ -91,6 +91,11 @@ impl Run {
         &self.task
     }
 
+    /// The trace so far (every call handed out, answered or not) and the number of calls.
+    pub fn trace(&self) -> (&[Step], u32) {
+        (&self.steps, self.calls)
+    }
+
     pub fn poll(&mut self) -> Poll {
         if let State::Ready(planned) = &mut self.state {
             let planned = std::mem::take(planned);
