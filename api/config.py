@@ -134,7 +134,9 @@ class ServiceSettings(BaseSettings):
     )
 
     # --- server and logs --------------------------------------------------------------------
-    host: str = Field(default="0.0.0.0", description="HOST: address to bind")  # noqa: S104
+    # Loopback by default: a local run is not exposed to the network by accident. The image,
+    # compose file and Kubernetes manifests set HOST=0.0.0.0 themselves.
+    host: str = Field(default="127.0.0.1", description="HOST: address to bind")
     port: int = Field(default=8000, ge=0, le=65535, description="PORT")
     workers: int = Field(default=1, ge=1, le=64, description="WORKERS: server processes")
     graceful_shutdown_seconds: float = Field(

@@ -1,6 +1,6 @@
 """`reasoning-agent serve`: run the REST service with uvicorn.
 
-Host, port and workers default to HOST, PORT and WORKERS (else 0.0.0.0, 8000, 1). The
+Host, port and workers default to HOST, PORT and WORKERS (else 127.0.0.1, 8000, 1). The
 configuration is checked before the server starts, so a missing API_KEYS or a bad RATE_LIMIT
 is one clear line, not a traceback from every worker.
 
@@ -35,7 +35,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "Settings come from the environment: API_KEYS (required), RATE_LIMIT, REDIS_URL, "
         "DATABASE_URL, ... (docs/api.md).",
     )
-    parser.add_argument("--host", help="address to bind (default: $HOST, else 0.0.0.0)")
+    parser.add_argument("--host", help="address to bind (default: $HOST, else 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: $PORT, else 8000)")
     parser.add_argument("--workers", type=int, help="server processes (default: $WORKERS, else 1)")
     return parser
