@@ -64,8 +64,7 @@ impl PyRun {
             Poll::Done(Ok(answer)) => Ok(Bound::new(py, answer)?.into_any()),
             Poll::Done(Err(error)) => {
                 let err: PyErr = error.into();
-                let (steps, calls) = self.inner.trace();
-                attach_trace(py, &err, steps.to_vec(), calls);
+                attach_trace(py, &err, self.inner.trace().to_vec(), self.inner.usage());
                 Err(err)
             }
         }

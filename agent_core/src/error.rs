@@ -144,15 +144,11 @@ impl AgentError {
 
 /// Records on a task's error what the task did before it failed, so callers can account for
 /// the calls and tokens spent and show the trace.
-pub fn attach_trace(py: Python<'_>, err: &PyErr, steps: Vec<Step>, calls: u32) {
+pub fn attach_trace(py: Python<'_>, err: &PyErr, steps: Vec<Step>, usage: Usage) {
     if let Ok(agent) = err.value(py).cast::<AgentError>() {
         let mut agent = agent.borrow_mut();
-        let mut usage = Usage::default();
-        for step in &steps {
-            usage += step.usage;
-        }
         agent.usage = usage;
-        agent.calls = calls;
+        agent.calls = steps.len() as u32;
         agent.steps = steps;
     }
 }

@@ -17,7 +17,7 @@ use crate::engine::answer::{Answer, Step};
 use crate::engine::strategies::{self, Final, Planned, Returned, Strategy, Transition};
 use crate::engine::task::Task;
 use crate::error::{Error, ErrorKind};
-use crate::types::{Completion, CompletionRequest};
+use crate::types::{Completion, CompletionRequest, Usage};
 
 /// One call the caller must make.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,9 +61,8 @@ pub struct Run {
     task: Task,
     strategy: Box<dyn Strategy>,
     state: State,
+    /// One step per call handed out; a call's id is its step's index.
     steps: Vec<Step>,
-    calls: u32,
-    next_id: u64,
     /// Set when a batch was cut to fit the budget.
     truncated: bool,
 }
@@ -81,8 +80,6 @@ impl Run {
             strategy,
             state,
             steps: Vec::new(),
-            calls: 0,
-            next_id: 0,
             truncated: false,
         }
     }
@@ -91,9 +88,22 @@ impl Run {
         &self.task
     }
 
-    /// The trace so far (every call handed out, answered or not) and the number of calls.
-    pub fn trace(&self) -> (&[Step], u32) {
-        (&self.steps, self.calls)
+    /// The trace so far: every call handed out, answered or not.
+    pub fn trace(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Tokens spent by the calls answered so far.
+    pub fn usage(&self) -> Usage {
+        let mut usage = Usage::default();
+        for step in &self.steps {
+            usage += step.usage;
+        }
+        usage
+    }
+
+    fn calls(&self) -> u32 {
+        self.steps.len() as u32
     }
 
     pub fn poll(&mut self) -> Poll {
@@ -162,7 +172,7 @@ impl Run {
         let calls_left = self
             .task
             .max_calls
-            .map(|max| max.saturating_sub(self.calls));
+            .map(|max| max.saturating_sub(self.calls()));
         let used = self.used_tokens();
         let tokens_left = self
             .task
@@ -184,9 +194,6 @@ impl Run {
         };
         let mut batch = Vec::with_capacity(planned.len());
         for plan in planned {
-            let id = self.next_id;
-            self.next_id += 1;
-            self.calls += 1;
             let request = CompletionRequest {
                 messages: plan.messages,
                 model: self.task.model.clone(),
@@ -196,6 +203,7 @@ impl Run {
                 extra: self.task.extra.clone(),
             };
             let step = self.steps.len();
+            let id = step as u64;
             self.steps.push(Step {
                 index: step,
                 purpose: plan.purpose,
@@ -225,7 +233,7 @@ impl Run {
                 ErrorKind::BudgetExceeded,
                 format!(
                     "the task used its budget ({} calls, {} tokens) before it had an answer",
-                    self.calls,
+                    self.calls(),
                     self.used_tokens()
                 ),
             )),
@@ -233,7 +241,7 @@ impl Run {
     }
 
     fn used_tokens(&self) -> u64 {
-        self.steps.iter().map(|s| s.usage.total()).sum()
+        self.usage().total()
     }
 
     /// Finds the in-flight call `id`, sets its latency and returns its trace step.
@@ -293,17 +301,13 @@ impl Run {
 
     fn answer(&self, best: Final, budget_exhausted: bool) -> Answer {
         let source = &self.steps[best.step];
-        let mut usage = crate::types::Usage::default();
-        for step in &self.steps {
-            usage += step.usage;
-        }
         Answer {
             text: best.text,
             strategy: self.task.strategy.name(),
             confidence: best.confidence,
             votes: best.votes,
-            usage,
-            calls: self.calls,
+            usage: self.usage(),
+            calls: self.calls(),
             steps: self.steps.clone(),
             model: source.model.clone(),
             provider: source.provider.clone(),
