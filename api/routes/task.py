@@ -239,12 +239,13 @@ async def _record_failure(
         # A bug: its message may hold anything, so only its type is kept.
         code, message = "internal_error", f"internal error ({type(error).__name__})"
     seconds = time.perf_counter() - started
+    model = body.model or registry.default_model(provider_name)
     await _commit(
         store,
         record(
             status="failed",
             provider=provider_name,
-            model=body.model or registry.default_model(provider_name),
+            model=model,
             answer=None,
             confidence=None,
             votes=None,
@@ -259,7 +260,7 @@ async def _record_failure(
     )
     metrics.observe_task(
         provider=provider_name,
-        model=body.model or registry.default_model(provider_name),
+        model=model,
         strategy=strategy,
         outcome=code,
         seconds=seconds,
