@@ -5,6 +5,7 @@ The types, errors and strategies are implemented in Rust (`agent_core._agent_cor
 """
 
 from agent_core._agent_core import (
+    LIMITS,
     AgentError,
     Answer,
     AuthenticationError,
@@ -13,7 +14,10 @@ from agent_core._agent_core import (
     Completion,
     CompletionRequest,
     EchoProvider,
+    FloatRange,
+    IntRange,
     InvalidRequestError,
+    Limits,
     Message,
     NotConfiguredError,
     PendingCall,
@@ -34,6 +38,7 @@ from agent_core._agent_core import (
 from agent_core.agent import ReasoningAgent
 
 __all__ = [
+    "LIMITS",
     "AgentError",
     "Answer",
     "AuthenticationError",
@@ -42,7 +47,10 @@ __all__ = [
     "Completion",
     "CompletionRequest",
     "EchoProvider",
+    "FloatRange",
+    "IntRange",
     "InvalidRequestError",
+    "Limits",
     "Message",
     "NotConfiguredError",
     "PendingCall",

@@ -7,6 +7,7 @@ from typing_extensions import disjoint_base
 
 __version__: str
 __all__ = [
+    "LIMITS",
     "AgentError",
     "Answer",
     "AuthenticationError",
@@ -15,7 +16,10 @@ __all__ = [
     "Completion",
     "CompletionRequest",
     "EchoProvider",
+    "FloatRange",
+    "IntRange",
     "InvalidRequestError",
+    "Limits",
     "Message",
     "NotConfiguredError",
     "PendingCall",
@@ -200,6 +204,50 @@ class ProviderError(AgentError): ...
 # --- the engine -------------------------------------------------------------------------------
 
 @final
+class IntRange:
+    """An inclusive range of whole numbers."""
+
+    @property
+    def minimum(self) -> int: ...
+    @property
+    def maximum(self) -> int: ...
+    def contains(self, value: object) -> bool:
+        """Whether `value` is an int (not a bool) within the range."""
+
+@final
+class FloatRange:
+    """An inclusive range of finite numbers."""
+
+    @property
+    def minimum(self) -> float: ...
+    @property
+    def maximum(self) -> float: ...
+    def contains(self, value: float) -> bool:
+        """Whether `value` is within the range (never NaN or an infinity)."""
+
+@final
+class Limits:
+    """The bounds of a task's numeric options, declared once in the engine. `Task` and
+    `CompletionRequest` raise `InvalidRequestError` (naming the option and its range) for a
+    value outside them; request models, the CLI and the settings declare their fields with
+    them."""
+
+    @property
+    def samples(self) -> IntRange: ...
+    @property
+    def rounds(self) -> IntRange: ...
+    @property
+    def max_tokens(self) -> IntRange: ...
+    @property
+    def max_calls(self) -> IntRange: ...
+    @property
+    def max_total_tokens(self) -> IntRange: ...
+    @property
+    def temperature(self) -> FloatRange: ...
+
+LIMITS: Limits
+
+@final
 class Task:
     """One reasoning task: prompt, strategy with its parameters, and budget."""
 
@@ -213,8 +261,8 @@ class Task:
         temperature: float | None = None,
         max_tokens: int | None = None,
         stop: Sequence[str] | None = None,
-        samples: int = ...,  # 5
-        rounds: int = ...,  # 1
+        samples: int | None = None,  # 5
+        rounds: int | None = None,  # 1
         max_calls: int | None = None,
         max_total_tokens: int | None = None,
         extra: dict[str, Any] | None = None,

@@ -16,7 +16,13 @@ from limits import parse_many
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-__all__ = ["ServiceSettings", "SettingsInvalid", "get_settings", "load_service_settings"]
+__all__ = [
+    "QUERY_LIMIT_MAX",
+    "ServiceSettings",
+    "SettingsInvalid",
+    "get_settings",
+    "load_service_settings",
+]
 
 
 class SettingsInvalid(Exception):
@@ -54,6 +60,9 @@ def _byte_size(value: Any) -> Any:
 
 
 ByteSize = Annotated[int, BeforeValidator(_byte_size)]
+
+QUERY_LIMIT_MAX = 1000
+"""The largest page GET /query serves, whatever QUERY_MAX_LIMIT says."""
 
 
 class ServiceSettings(BaseSettings):
@@ -105,7 +114,7 @@ class ServiceSettings(BaseSettings):
         ),
     )
     rate_limit_storage_timeout: float = Field(
-        default=0.5, gt=0, description="RATE_LIMIT_STORAGE_TIMEOUT: seconds per Redis call"
+        default=0.5, gt=0, le=60, description="RATE_LIMIT_STORAGE_TIMEOUT: seconds per Redis call"
     )
 
     # --- history ----------------------------------------------------------------------------
@@ -120,13 +129,22 @@ class ServiceSettings(BaseSettings):
 
     # --- requests ---------------------------------------------------------------------------
     max_prompt_chars: int = Field(
-        default=32_000, ge=1, description="MAX_PROMPT_CHARS: longest prompt (and system) accepted"
+        default=32_000,
+        ge=1,
+        le=10_000_000,
+        description="MAX_PROMPT_CHARS: longest prompt (and system) accepted",
     )
     max_body_bytes: ByteSize = Field(
-        default=256 * 1024, ge=1024, description="MAX_BODY_BYTES: larger request bodies get 413"
+        default=256 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="MAX_BODY_BYTES: larger request bodies get 413",
     )
     query_max_limit: int = Field(
-        default=100, ge=1, le=1000, description="QUERY_MAX_LIMIT: cap of GET /query's `limit`"
+        default=100,
+        ge=1,
+        le=QUERY_LIMIT_MAX,
+        description="QUERY_MAX_LIMIT: cap of GET /query's `limit`",
     )
     public_docs: bool = Field(
         default=False,
@@ -140,7 +158,10 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535, description="PORT")
     workers: int = Field(default=1, ge=1, le=64, description="WORKERS: server processes")
     graceful_shutdown_seconds: float = Field(
-        default=30.0, ge=0, description="GRACEFUL_SHUTDOWN_SECONDS: time to finish requests"
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="GRACEFUL_SHUTDOWN_SECONDS: time to finish requests",
     )
     log_format: Literal["text", "json"] = Field(default="text", description="LOG_FORMAT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(

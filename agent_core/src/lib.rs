@@ -6,6 +6,7 @@
 pub mod bindings;
 pub mod engine;
 pub mod error;
+pub mod limits;
 pub mod provider;
 pub mod types;
 
@@ -21,6 +22,10 @@ fn _agent_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::CompletionRequest>()?;
     m.add_class::<types::Completion>()?;
     m.add_class::<types::Capabilities>()?;
+    m.add_class::<limits::IntRange>()?;
+    m.add_class::<limits::FloatRange>()?;
+    m.add_class::<limits::Limits>()?;
+    m.add("LIMITS", limits::Limits)?;
     m.add_class::<engine::Task>()?;
     m.add_class::<engine::Step>()?;
     m.add_class::<engine::Answer>()?;

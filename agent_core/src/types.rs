@@ -11,6 +11,7 @@ use pyo3::types::PyDict;
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind};
+use crate::limits;
 
 /// Who speaks a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +173,7 @@ impl CompletionRequest {
         messages: Vec<Message>,
         model: Option<String>,
         temperature: Option<f64>,
-        max_tokens: Option<u64>,
+        max_tokens: Option<&Bound<'_, PyAny>>,
         stop: Option<Vec<String>>,
         extra: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
@@ -180,7 +181,7 @@ impl CompletionRequest {
             messages,
             model,
             temperature,
-            max_tokens,
+            max_tokens: limits::MAX_TOKENS.extract_opt("max_tokens", max_tokens)?,
             stop: stop.unwrap_or_default(),
             extra: extra_from_py(extra)?,
         };
@@ -251,14 +252,10 @@ impl CompletionRequest {
             ));
         }
         if let Some(t) = self.temperature {
-            if !(0.0..=2.0).contains(&t) {
-                return Err(Error::invalid(format!(
-                    "temperature must be between 0 and 2, got {t}"
-                )));
-            }
+            limits::TEMPERATURE.check("temperature", t)?;
         }
-        if self.max_tokens == Some(0) {
-            return Err(Error::invalid("max_tokens must be at least 1"));
+        if let Some(v) = self.max_tokens {
+            limits::MAX_TOKENS.check("max_tokens", v)?;
         }
         Ok(())
     }

@@ -10,7 +10,11 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from agent_core import LIMITS, FloatRange, IntRange
+from providers.task_options import describe_range
 
 if TYPE_CHECKING:
     from agent_core import Answer
@@ -31,11 +35,27 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "-s", "--strategy", help="direct, cot, self_consistency or refine (default: configured)"
     )
     parser.add_argument("-m", "--model", help="model name (default: the provider's model)")
-    parser.add_argument("--samples", type=int, help="self_consistency: number of voting samples")
-    parser.add_argument("--rounds", type=int, help="refine: critique-and-revise rounds")
+    parser.add_argument(
+        "--samples", type=bounded(LIMITS.samples), help="self_consistency: voting samples"
+    )
+    parser.add_argument(
+        "--rounds", type=bounded(LIMITS.rounds), help="refine: critique-and-revise rounds"
+    )
     parser.add_argument("--system", help="system message")
-    parser.add_argument("--temperature", type=float, help="sampling temperature")
-    parser.add_argument("--max-tokens", type=int, help="maximum tokens per call")
+    parser.add_argument(
+        "--temperature", type=bounded(LIMITS.temperature), help="sampling temperature"
+    )
+    parser.add_argument(
+        "--max-tokens", type=bounded(LIMITS.max_tokens), help="maximum tokens per call"
+    )
+    parser.add_argument(
+        "--max-calls", type=bounded(LIMITS.max_calls), help="budget: provider calls for the task"
+    )
+    parser.add_argument(
+        "--max-total-tokens",
+        type=bounded(LIMITS.max_total_tokens),
+        help="budget: tokens for the whole task",
+    )
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.add_argument(
         "--trace",
@@ -43,6 +63,26 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="show every provider call (on stderr; inside the JSON with --json)",
     )
     return parser
+
+
+def bounded(limit: IntRange | FloatRange) -> Callable[[str], float]:
+    """An argparse type: a number within the engine's range for the option (agent_core.LIMITS),
+    so the command line refuses what the engine would, with the range in the message."""
+    whole = isinstance(limit, IntRange)
+
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'a whole number' if whole else 'a number'}"
+            ) from None
+        if not limit.minimum <= value <= limit.maximum:  # NaN fails this too
+            raise argparse.ArgumentTypeError(f"must be {describe_range(limit)}, got {text}")
+        return value
+
+    parse.__name__ = "whole number" if whole else "number"
+    return parse
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,6 +108,8 @@ def task_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str
         "system": args.system,
         "temperature": args.temperature,
         "max_tokens": args.max_tokens,
+        "max_calls": args.max_calls,
+        "max_total_tokens": args.max_total_tokens,
     }
     options.update({key: value for key, value in given.items() if value is not None})
     return options

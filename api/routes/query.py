@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 
+from api.config import QUERY_LIMIT_MAX
 from api.deps import Admitted, SettingsDep, StoreDep
 from api.errors import APIError, ErrorBody
 from api.persistence import StoreError
@@ -67,7 +68,12 @@ async def query_tasks(
     ] = None,
     until: Annotated[datetime | None, Query(description="Created before (ISO 8601)")] = None,
     limit: Annotated[
-        int, Query(ge=1, description="Page size; above QUERY_MAX_LIMIT (100) it is capped")
+        int,
+        Query(
+            ge=1,
+            le=QUERY_LIMIT_MAX,
+            description="Page size; above QUERY_MAX_LIMIT (default 100) it is capped",
+        ),
     ] = 20,
     cursor: Annotated[
         str | None, Query(max_length=500, description="`next_cursor` of the previous page")

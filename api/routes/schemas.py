@@ -8,6 +8,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.persistence.records import TaskRecord
+from providers.task_options import (
+    MaxCalls,
+    MaxTokens,
+    MaxTotalTokens,
+    Rounds,
+    Samples,
+    Temperature,
+)
 
 __all__ = ["ErrorOut", "QueryPage", "TaskRecordOut", "TaskRequest", "TaskResponse", "Usage"]
 
@@ -17,6 +25,8 @@ class TaskRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",  # a misspelt option is an error, not silently ignored
+        # JSON has types: "5" is not a number and 1 is not `true` (an int is a fine float)
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"prompt": "Hello, world!"},
@@ -44,12 +54,15 @@ class TaskRequest(BaseModel):
         max_length=64,
         description="direct, cot, self_consistency or refine (GET /providers lists them)",
     )
-    samples: int | None = Field(default=None, ge=1, le=64, description="self_consistency votes")
-    rounds: int | None = Field(default=None, ge=0, le=10, description="refine rounds")
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1, description="Per provider call")
-    max_calls: int | None = Field(default=None, ge=1, description="Budget: provider calls")
-    max_total_tokens: int | None = Field(default=None, ge=1, description="Budget: total tokens")
+    # The numeric options' ranges are the engine's own (agent_core.LIMITS).
+    samples: Samples | None = Field(default=None, description="self_consistency votes")
+    rounds: Rounds | None = Field(default=None, description="refine rounds")
+    temperature: Temperature | None = Field(default=None, description="Sampling temperature")
+    max_tokens: MaxTokens | None = Field(default=None, description="Per provider call")
+    max_calls: MaxCalls | None = Field(default=None, description="Budget: provider calls")
+    max_total_tokens: MaxTotalTokens | None = Field(
+        default=None, description="Budget: total tokens"
+    )
     trace: bool = Field(default=False, description="Include every provider call in `steps`")
 
     @field_validator("prompt")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_core import LIMITS, FloatRange, IntRange
 from tests.providers.plugin_helpers import cli_environment, run_cli, simple_plugin
 
 BROKEN = 'raise RuntimeError("this plugin is broken")\n'
@@ -121,14 +122,46 @@ def test_ask_an_unknown_provider_is_an_invalid_request(workdir: Path) -> None:
     assert done.stderr.startswith("error: invalid_request: unknown provider 'nope'; known ")
 
 
-def test_ask_a_bad_option_value_is_an_invalid_request(workdir: Path) -> None:
+def test_ask_an_option_the_engine_refuses_is_an_invalid_request(workdir: Path) -> None:
     done = run_cli(
-        "ask", "-p", "echo", "--samples", "0", "-s", "self_consistency", "x", cwd=workdir
+        "ask", "-p", "echo", "--temperature", "0", "-s", "self_consistency", "x", cwd=workdir
     )
-    assert (done.returncode, done.stderr) == (
-        1,
-        "error: invalid_request: samples must be between 1 and 64, got 0\n",
-    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: invalid_request: self_consistency needs a temperature")
+
+
+# Every numeric option, with the engine's own range (agent_core.LIMITS): the command line
+# refuses what the engine would, naming the range, before anything runs.
+_BOUNDED_OPTIONS: dict[str, IntRange | FloatRange] = {
+    "--samples": LIMITS.samples,
+    "--rounds": LIMITS.rounds,
+    "--max-tokens": LIMITS.max_tokens,
+    "--max-calls": LIMITS.max_calls,
+    "--max-total-tokens": LIMITS.max_total_tokens,
+    "--temperature": LIMITS.temperature,
+}
+
+
+@pytest.mark.parametrize("option", sorted(_BOUNDED_OPTIONS))
+def test_ask_refuses_numbers_outside_the_engines_range(workdir: Path, option: str) -> None:
+    limit = _BOUNDED_OPTIONS[option]
+    whole = isinstance(limit, IntRange)
+    too_big = str(limit.maximum + 1) if whole else str(limit.maximum + 0.5)
+    too_small = str(limit.minimum - 1) if whole else str(limit.minimum - 0.5)
+    for value in (too_big, too_small, str(2**64), "-" + str(2**70), "1e309", "nan", "abc"):
+        done = run_cli("ask", "-p", "echo", f"{option}={value}", "x", cwd=workdir)
+        assert done.returncode == 2, (option, value, done.stderr)
+        assert "Traceback" not in done.stderr
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"reasoning-agent ask: error: argument {option}: "), last
+        assert (
+            f"between {limit.minimum:g} and {limit.maximum:g}" in last
+            if not whole
+            else f"between {limit.minimum} and {limit.maximum}" in last
+        ) or "is not a" in last, last
+    inside = str(limit.maximum) if whole else "1"
+    done = run_cli("ask", "-p", "echo", f"{option}={inside}", "Final answer: 4", cwd=workdir)
+    assert done.returncode == 0, (option, done.stderr)
 
 
 def test_a_bad_configuration_file_is_reported_without_a_traceback(workdir: Path) -> None:

@@ -187,7 +187,10 @@ impl Run {
                 self.truncated = true;
             }
         }
-        let share = tokens_left.map(|left| (left / planned.len() as u64).max(1));
+        // A share never exceeds one call's limit, so every request the engine makes is one
+        // that `CompletionRequest` itself would accept.
+        let share = tokens_left
+            .map(|left| (left / planned.len() as u64).clamp(1, crate::limits::MAX_TOKENS.maximum));
         let max_tokens = match (self.task.max_tokens, share) {
             (Some(asked), Some(share)) => Some(asked.min(share)),
             (asked, share) => asked.or(share),

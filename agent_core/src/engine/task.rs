@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::error::Error;
+use crate::limits;
 use crate::types::{extra_from_py, extra_to_py, Extra};
 
 /// The reasoning strategies the engine knows.
@@ -68,9 +69,7 @@ pub fn strategy_names() -> Vec<&'static str> {
 }
 
 pub const DEFAULT_SAMPLES: u32 = 5;
-pub const MAX_SAMPLES: u32 = 64;
 pub const DEFAULT_ROUNDS: u32 = 1;
-pub const MAX_ROUNDS: u32 = 10;
 /// Self-consistency needs diverse samples: used when the task sets no temperature.
 pub const DEFAULT_SAMPLE_TEMPERATURE: f64 = 0.7;
 
@@ -125,43 +124,29 @@ impl Task {
         }
     }
 
-    /// Checks every parameter; the engine runs only valid tasks.
+    /// Checks every parameter against `crate::limits`; the engine runs only valid tasks.
     pub fn validate(&self) -> Result<(), Error> {
         if self.prompt.trim().is_empty() {
             return Err(Error::invalid("prompt must not be empty"));
         }
         if let Some(t) = self.temperature {
-            if !(0.0..=2.0).contains(&t) {
-                return Err(Error::invalid(format!(
-                    "temperature must be between 0 and 2, got {t}"
-                )));
-            }
+            limits::TEMPERATURE.check("temperature", t)?;
             if self.strategy == StrategyKind::SelfConsistency && t == 0.0 {
                 return Err(Error::invalid(
                     "self_consistency needs a temperature above 0: identical samples cannot vote",
                 ));
             }
         }
-        if !(1..=MAX_SAMPLES).contains(&self.samples) {
-            return Err(Error::invalid(format!(
-                "samples must be between 1 and {MAX_SAMPLES}, got {}",
-                self.samples
-            )));
+        limits::SAMPLES.check("samples", u64::from(self.samples))?;
+        limits::ROUNDS.check("rounds", u64::from(self.rounds))?;
+        if let Some(v) = self.max_tokens {
+            limits::MAX_TOKENS.check("max_tokens", v)?;
         }
-        if self.rounds > MAX_ROUNDS {
-            return Err(Error::invalid(format!(
-                "rounds must be between 0 and {MAX_ROUNDS}, got {}",
-                self.rounds
-            )));
+        if let Some(v) = self.max_calls {
+            limits::MAX_CALLS.check("max_calls", u64::from(v))?;
         }
-        if self.max_tokens == Some(0) {
-            return Err(Error::invalid("max_tokens must be at least 1"));
-        }
-        if self.max_calls == Some(0) {
-            return Err(Error::invalid("max_calls must be at least 1"));
-        }
-        if self.max_total_tokens == Some(0) {
-            return Err(Error::invalid("max_total_tokens must be at least 1"));
+        if let Some(v) = self.max_total_tokens {
+            limits::MAX_TOTAL_TOKENS.check("max_total_tokens", v)?;
         }
         Ok(())
     }
@@ -179,8 +164,8 @@ impl Task {
         temperature = None,
         max_tokens = None,
         stop = None,
-        samples = DEFAULT_SAMPLES,
-        rounds = DEFAULT_ROUNDS,
+        samples = None,
+        rounds = None,
         max_calls = None,
         max_total_tokens = None,
         extra = None,
@@ -192,26 +177,33 @@ impl Task {
         system: Option<String>,
         model: Option<String>,
         temperature: Option<f64>,
-        max_tokens: Option<u64>,
+        max_tokens: Option<&Bound<'_, PyAny>>,
         stop: Option<Vec<String>>,
-        samples: u32,
-        rounds: u32,
-        max_calls: Option<u32>,
-        max_total_tokens: Option<u64>,
+        samples: Option<&Bound<'_, PyAny>>,
+        rounds: Option<&Bound<'_, PyAny>>,
+        max_calls: Option<&Bound<'_, PyAny>>,
+        max_total_tokens: Option<&Bound<'_, PyAny>>,
         extra: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
+        // Integers are range-checked as Python ints first: a huge value is an
+        // InvalidRequestError naming the option, not an OverflowError from narrowing.
+        let samples = limits::SAMPLES.extract_opt("samples", samples)?;
+        let rounds = limits::ROUNDS.extract_opt("rounds", rounds)?;
+        let max_calls = limits::MAX_CALLS.extract_opt("max_calls", max_calls)?;
         let task = Self {
             prompt,
             strategy: StrategyKind::parse(strategy)?,
             system,
             model,
             temperature,
-            max_tokens,
+            max_tokens: limits::MAX_TOKENS.extract_opt("max_tokens", max_tokens)?,
             stop: stop.unwrap_or_default(),
-            samples,
-            rounds,
-            max_calls,
-            max_total_tokens,
+            // The ranges fit u32, so these narrowings cannot fail.
+            samples: samples.map_or(DEFAULT_SAMPLES, |v| v as u32),
+            rounds: rounds.map_or(DEFAULT_ROUNDS, |v| v as u32),
+            max_calls: max_calls.map(|v| v as u32),
+            max_total_tokens: limits::MAX_TOTAL_TOKENS
+                .extract_opt("max_total_tokens", max_total_tokens)?,
             extra: extra_from_py(extra)?,
         };
         task.validate()?;
@@ -289,14 +281,14 @@ mod tests {
             ),
             (
                 Task {
-                    samples: MAX_SAMPLES + 1,
+                    samples: limits::SAMPLES.maximum as u32 + 1,
                     ..base.clone()
                 },
                 "samples",
             ),
             (
                 Task {
-                    rounds: MAX_ROUNDS + 1,
+                    rounds: limits::ROUNDS.maximum as u32 + 1,
                     ..base.clone()
                 },
                 "rounds",

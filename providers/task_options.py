@@ -1,0 +1,83 @@
+"""The numeric task options as pydantic types, bounded by the engine's own limits.
+
+The ranges are declared once, in the Rust engine (`agent_core.LIMITS`); every model that
+accepts a task option (the REST request bodies, the `[strategy]` defaults of plugins.toml)
+uses these types, so a bound cannot differ between the API, the configuration and the engine.
+An out-of-range value is a validation error that names the allowed range, and the JSON schema
+(OpenAPI) carries it as `minimum`/`maximum`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
+
+from agent_core import LIMITS, FloatRange, IntRange
+
+__all__ = [
+    "MaxCalls",
+    "MaxTokens",
+    "MaxTotalTokens",
+    "Rounds",
+    "Samples",
+    "Temperature",
+    "Within",
+    "describe_range",
+]
+
+
+@dataclass(frozen=True)
+class Within:
+    """`Annotated` metadata: the value must lie in `limit` (inclusive, finite).
+
+    One message names the whole range, where pydantic's own `ge`/`le` name only the side that
+    was crossed; the JSON schema gets `minimum` and `maximum` all the same.
+    """
+
+    limit: IntRange | FloatRange
+
+    def _check(self, value: float) -> Any:
+        low, high = self.limit.minimum, self.limit.maximum
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"must be {describe_range(self.limit)}")
+        return value
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.update(minimum=self.limit.minimum, maximum=self.limit.maximum)
+        return json_schema
+
+
+def describe_range(limit: IntRange | FloatRange) -> str:
+    """`between 1 and 64`: how messages name a range."""
+
+    def number(value: float) -> str:
+        return str(value) if isinstance(value, int) else f"{value:g}"
+
+    return f"between {number(limit.minimum)} and {number(limit.maximum)}"
+
+
+Samples = Annotated[int, Within(LIMITS.samples)]
+"""self_consistency: how many samples vote."""
+Rounds = Annotated[int, Within(LIMITS.rounds)]
+"""refine: critique-and-revise rounds after the draft."""
+MaxTokens = Annotated[int, Within(LIMITS.max_tokens)]
+"""Tokens one provider call may generate."""
+MaxCalls = Annotated[int, Within(LIMITS.max_calls)]
+"""Budget: provider calls for the whole task."""
+MaxTotalTokens = Annotated[int, Within(LIMITS.max_total_tokens)]
+"""Budget: prompt and completion tokens for the whole task."""
+Temperature = Annotated[float, Within(LIMITS.temperature)]
+"""Sampling temperature."""
