@@ -108,6 +108,7 @@ class Completion:
         finish_reason: str = ...,  # "stop"
         usage: Usage = ...,
         provider: str | None = None,
+        note: str | None = None,
     ) -> Completion: ...
     @property
     def text(self) -> str: ...
@@ -121,6 +122,9 @@ class Completion:
     @property
     def provider(self) -> str | None:
         """The provider that really served the call (set by fallback chains)."""
+    @property
+    def note(self) -> str | None:
+        """How the call was served, when worth a line in the trace (else None)."""
 
 @final
 class Capabilities:
@@ -141,13 +145,17 @@ class Provider:
 
     name: str
     """How users and plugins.toml choose the provider; instances may set their own."""
-    capabilities: ClassVar[Capabilities]
+    capabilities: Capabilities
+    """What the provider can do; a class attribute, or set per instance (from configuration)."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self: ...
     def complete(self, request: CompletionRequest) -> Awaitable[Completion]:
         """Answer one request. Subclasses override this with `async def`."""
     def complete_many(self, request: CompletionRequest, n: int) -> Awaitable[list[Completion]]:
-        """Answer `n` samples of one request (default: `n` concurrent `complete` calls)."""
+        """Answer up to `n` samples of one request (default: `n` concurrent `complete` calls).
+
+        May return fewer (an upstream that ignores OpenAI's `n`): the driver asks for the
+        missing samples with one `complete` call each."""
     def aclose(self) -> Awaitable[None]:
         """Release the provider's clients (default: nothing to release)."""
 
@@ -316,6 +324,9 @@ class Step:
     def error(self) -> str | None: ...
     @property
     def error_message(self) -> str | None: ...
+    @property
+    def note(self) -> str | None:
+        """How the call was served (`Completion.note`), e.g. a single call topping up a batch."""
     def to_dict(self) -> dict[str, Any]: ...
 
 @final
@@ -364,8 +375,15 @@ class Run:
     def task(self) -> Task: ...
     def poll(self) -> list[PendingCall] | Answer: ...
     def complete(
-        self, call_id: int, completion: Completion, latency_ms: float, provider: str | None = None
-    ) -> None: ...
+        self,
+        call_id: int,
+        completion: Completion,
+        latency_ms: float,
+        provider: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Reports that `call_id` answered; `note` says how it was served when the completion
+        carries no note of its own."""
     def fail(
         self, call_id: int, error: BaseException, latency_ms: float, provider: str | None = None
     ) -> None: ...

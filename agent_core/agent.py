@@ -73,7 +73,7 @@ class ReasoningAgent:
                 groups.append([call])
         return groups
 
-    async def _perform(self, run: Run, group: list[PendingCall]) -> None:
+    async def _perform(self, run: Run, group: list[PendingCall], note: str | None = None) -> None:
         request: CompletionRequest = group[0].request
         started = time.perf_counter()
         try:
@@ -81,27 +81,34 @@ class ReasoningAgent:
                 completions: list[Completion] = [await self.provider.complete(request)]
             else:
                 completions = list(await self.provider.complete_many(request, len(group)))
-            if len(completions) != len(group):
-                raise ProviderError(
-                    f"provider {self.provider_name!r} returned {len(completions)} samples, "
-                    f"{len(group)} were asked for"
-                )
-            latency_ms = (time.perf_counter() - started) * 1000
-            for call, completion in zip(group, completions, strict=True):
+            for completion in completions:
                 if not isinstance(completion, Completion):
                     raise ProviderError(
                         f"provider {self.provider_name!r} returned "
                         f"{type(completion).__name__}, not Completion"
                     )
-                run.complete(call.id, completion, latency_ms, self.provider_name)
+            if len(group) == 1 and len(completions) != 1:
+                raise ProviderError(f"provider {self.provider_name!r} returned no completion")
         except AgentError as error:
             self._fail(run, group, error, started)
+            return
         except Exception as error:  # a plugin's bug must not escape as a stack trace
             # Only the type is kept: a foreign exception's message may quote a secret.
             log.warning(
                 "provider %r raised %s", self.provider_name, type(error).__name__, exc_info=False
             )
             self._fail(run, group, error, started)
+            return
+        latency_ms = (time.perf_counter() - started) * 1000
+        served, missing = group[: len(completions)], group[len(completions) :]
+        short = f"the call with n={len(group)} returned {len(completions)}" if missing else None
+        for call, completion in zip(served, completions, strict=False):
+            run.complete(call.id, completion, latency_ms, self.provider_name, note or short)
+        if missing:
+            # An upstream that ignores `n` (or answers fewer choices): each missing sample is
+            # its own call, concurrently, so one failure costs one vote, not the batch.
+            top_up = f"single call: {short}"
+            await asyncio.gather(*(self._perform(run, [call], top_up) for call in missing))
 
     def _fail(self, run: Run, group: list[PendingCall], error: Exception, started: float) -> None:
         latency_ms = (time.perf_counter() - started) * 1000

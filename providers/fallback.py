@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from agent_core import (
     AgentError,
+    Capabilities,
     Completion,
     CompletionRequest,
     NotConfiguredError,
@@ -60,7 +61,15 @@ class FallbackProvider(Provider):
             raise ValueError("a fallback chain needs at least one provider")
         self.chain: tuple[Provider, ...] = tuple(chain)
         self.name = name or str(self.chain[0].name)
-        self.capabilities = self.chain[0].capabilities  # type: ignore[misc]
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The head's, read at each use: a provider may learn what its upstream can do."""
+        return self.chain[0].capabilities
+
+    @capabilities.setter
+    def capabilities(self, value: Capabilities) -> None:
+        self.chain[0].capabilities = value
 
     def __repr__(self) -> str:
         members = " -> ".join(str(member.name) for member in self.chain)
@@ -117,6 +126,7 @@ def _served_by(completion: Completion, provider: str) -> Completion:
         finish_reason=completion.finish_reason,
         usage=completion.usage,
         provider=provider,
+        note=completion.note,
     )
 
 

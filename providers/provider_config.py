@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Transport = Literal["lean", "sdk"]
+MultipleSamples = bool | Literal["auto"]
 
 
 class ProviderConfig(BaseModel):
@@ -29,6 +30,15 @@ class ProviderConfig(BaseModel):
     max_retries: int = Field(default=2, ge=0, le=10, description="retries of retryable failures")
     transport: Transport = Field(
         default="lean", description="lean: aiohttp + orjson (fast); sdk: the official SDK"
+    )
+    multiple_samples: MultipleSamples | None = Field(
+        default=None,
+        description=(
+            "OpenAI-style providers: ask for a vote's samples in one call with `n`. "
+            '"auto": try it, and switch to one call per sample for good if the upstream '
+            "refuses or ignores `n`; true: always; false: one call per sample. Default: the "
+            'provider type\'s ("auto" for openai, false for openai_compatible)'
+        ),
     )
     options: dict[str, Any] = Field(
         default_factory=dict, description="provider-specific options passed to the plugin"

@@ -71,17 +71,19 @@ impl PyRun {
     }
 
     /// Reports that call `call_id` answered.
-    #[pyo3(signature = (call_id, completion, latency_ms, provider = None))]
+    /// `note` says how the call was served when the completion carries no note of its own.
+    #[pyo3(signature = (call_id, completion, latency_ms, provider = None, note = None))]
     fn complete(
         &mut self,
         call_id: u64,
         completion: Completion,
         latency_ms: f64,
         provider: Option<String>,
+        note: Option<String>,
     ) -> PyResult<()> {
         Ok(self
             .inner
-            .complete(call_id, completion, latency_ms, provider)?)
+            .complete(call_id, completion, latency_ms, provider, note)?)
     }
 
     /// Reports that call `call_id` failed with `error` (any exception; ours keep their kind).

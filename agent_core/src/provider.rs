@@ -154,6 +154,7 @@ impl CompletionProvider for Echo {
             model: request.model.clone().unwrap_or_else(|| self.model.clone()),
             finish_reason: finish_reason.into(),
             provider: Some(self.name.clone()),
+            note: None,
         })
     }
 }

@@ -291,18 +291,22 @@ pub struct Completion {
     /// The provider that served the call; the driver fills it in when a provider leaves it out
     /// (fallback chains set it to the provider that really answered).
     pub provider: Option<String>,
+    /// How the call was served when that is worth a line in the trace, e.g. `single call:
+    /// the upstream returned 1 of 8 choices for n=8`. `None` for an ordinary call.
+    pub note: Option<String>,
 }
 
 #[pymethods]
 impl Completion {
     #[new]
-    #[pyo3(signature = (text, model, *, finish_reason = FINISH_STOP.to_string(), usage = Usage::default(), provider = None))]
+    #[pyo3(signature = (text, model, *, finish_reason = FINISH_STOP.to_string(), usage = Usage::default(), provider = None, note = None))]
     fn py_new(
         text: String,
         model: String,
         finish_reason: String,
         usage: Usage,
         provider: Option<String>,
+        note: Option<String>,
     ) -> Self {
         Self {
             text,
@@ -310,6 +314,7 @@ impl Completion {
             finish_reason,
             usage,
             provider,
+            note,
         }
     }
 

@@ -66,7 +66,7 @@ MISSING_FIELDS = "not a message: fields missing or of the wrong type"
 
 class AnthropicProvider(UpstreamProvider):
     name = "anthropic"
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    capabilities = Capabilities()
 
     KEY_ENV: ClassVar[str | None] = "ANTHROPIC_API_KEY"
     BASE_URL_ENV: ClassVar[str | None] = "ANTHROPIC_BASE_URL"

@@ -7,14 +7,23 @@ same request body and turn the answer into the same `Completion`s; tests hold th
 
 from __future__ import annotations
 
+import logging
 import os
 from types import ModuleType
 from typing import Any, ClassVar
 
-from agent_core import Capabilities, Completion, CompletionRequest, Usage
+from agent_core import Capabilities, Completion, CompletionRequest, InvalidRequestError, Usage
 from providers.hookspecs import RegisterProvider, hookimpl
+from providers.provider_config import MultipleSamples, ProviderConfig
 from providers.transport.base import UpstreamProvider
-from providers.transport.errors import NOT_JSON, malformed_error
+from providers.transport.errors import NOT_JSON, malformed_error, upstream_status
+
+log = logging.getLogger("providers.openai")
+
+# A 4xx that may be the upstream refusing `n` (OpenAI's "unsupported_value", Groq's "must be
+# at most 1", llama.cpp's "only one completion choice" ...). The wording varies too much to
+# match, so a single call settles it: if it succeeds, `n` was the problem.
+N_REFUSAL_STATUSES = frozenset({400, 422})
 
 # OpenAI's finish reasons in agent_core's words (others pass through unchanged).
 FINISH_REASONS = {
@@ -71,7 +80,6 @@ class OpenAIProvider(UpstreamProvider):
     """OpenAI (and, through `base_url`, any server with its chat API)."""
 
     name = "openai"
-    capabilities: ClassVar[Capabilities] = Capabilities(multiple_samples=True)
 
     KEY_ENV: ClassVar[str | None] = "OPENAI_API_KEY"
     BASE_URL_ENV: ClassVar[str | None] = "OPENAI_BASE_URL"
@@ -83,6 +91,24 @@ class OpenAIProvider(UpstreamProvider):
     # OpenAI deprecated `max_tokens` (its reasoning models reject it); compatible servers
     # mostly know only `max_tokens`.
     MAX_TOKENS_FIELD: ClassVar[str] = "max_completion_tokens"
+    # How a vote's samples are asked for when `multiple_samples` is not configured.
+    DEFAULT_MULTIPLE_SAMPLES: ClassVar[MultipleSamples] = "auto"
+
+    def __init__(self, *, name: str | None = None, config: ProviderConfig | None = None) -> None:
+        super().__init__(name=name, config=config)
+        configured = self.config.multiple_samples
+        self.multiple_samples: MultipleSamples = (
+            self.DEFAULT_MULTIPLE_SAMPLES if configured is None else configured
+        )
+        # The driver batches a vote's samples only while this says so.
+        self.capabilities = Capabilities(multiple_samples=self.multiple_samples is not False)
+
+    def _single_calls_from_now_on(self, why: str) -> None:
+        """`auto` learnt that this upstream does not honour `n`: one call per sample from now
+        on, for this provider instance (no second failed attempt per task)."""
+        if self.capabilities.multiple_samples:
+            log.warning("%s: %s; asking for one sample per call from now on", self.name, why)
+            self.capabilities = Capabilities(multiple_samples=False)
 
     @property
     def organization(self) -> str | None:
@@ -126,12 +152,35 @@ class OpenAIProvider(UpstreamProvider):
         return (await self._complete(request, 1))[0]
 
     async def complete_many(self, request: CompletionRequest, n: int) -> list[Completion]:
-        """`n` samples from one call, with OpenAI's `n` parameter."""
+        """Up to `n` samples from one call with OpenAI's `n` parameter.
+
+        Fewer may come back (servers that ignore `n` answer one choice): the driver asks for
+        the missing ones with single calls. With `multiple_samples = "auto"`, an upstream that
+        refuses `n` or ignores it is asked one sample per call from then on.
+        """
         if n < 1:
             return []
-        return await self._complete(request, n)
+        if not self.capabilities.multiple_samples:
+            return await super().complete_many(request, n)
+        try:
+            completions = await self._complete(request, n)
+        except InvalidRequestError as error:
+            if self.multiple_samples != "auto" or upstream_status(error) not in N_REFUSAL_STATUSES:
+                raise
+            # The request may be wrong for another reason: one single call tells. Its error,
+            # if it fails too, is the task's; its answer, if it succeeds, is the first sample.
+            first = await self.complete(request)
+            self._single_calls_from_now_on(
+                f"the upstream refused n={n} (HTTP {upstream_status(error)})"
+            )
+            note = f"single call: the upstream refused n={n}"
+            return [_with_note(first, note)]
+        if len(completions) == 1 and n > 1 and self.multiple_samples == "auto":
+            self._single_calls_from_now_on(f"the upstream ignored n={n} (one choice came back)")
+        return completions
 
     async def _complete(self, request: CompletionRequest, n: int) -> list[Completion]:
+        """One call; at most `n` completions (an upstream may answer fewer choices)."""
         model = self.model_for(request.model)
         body = chat_body(request, model, n, self.MAX_TOKENS_FIELD)
         if self.transport == "sdk":
@@ -141,11 +190,6 @@ class OpenAIProvider(UpstreamProvider):
             completions = self.from_sdk(response, model)
         else:
             completions = self.from_json(await self.post("/chat/completions", body), model)
-        return self.check_count(completions, n)
-
-    def check_count(self, completions: list[Completion], n: int) -> list[Completion]:
-        if len(completions) < n:
-            raise malformed_error(self.name, f"{len(completions)} choices, {n} were asked for")
         return completions[:n]
 
     def from_json(self, data: Any, model: str) -> list[Completion]:
@@ -197,6 +241,17 @@ class OpenAIProvider(UpstreamProvider):
             Completion(text, model, finish_reason=finish, usage=usage, provider=self.name)
             for (text, finish), usage in zip(texts, usages, strict=True)
         ]
+
+
+def _with_note(completion: Completion, note: str) -> Completion:
+    return Completion(
+        completion.text,
+        completion.model,
+        finish_reason=completion.finish_reason,
+        usage=completion.usage,
+        provider=completion.provider,
+        note=note,
+    )
 
 
 def sdk_arguments(body: dict[str, Any]) -> dict[str, Any]:

@@ -15,12 +15,11 @@ or organization must never reach a third-party server by accident.
 
 from __future__ import annotations
 
-import asyncio
 from typing import ClassVar
 
-from agent_core import Completion, CompletionRequest
 from providers.builtin.openai import OpenAIProvider
 from providers.hookspecs import RegisterProvider, hookimpl
+from providers.provider_config import MultipleSamples
 
 
 class OpenAICompatibleProvider(OpenAIProvider):
@@ -33,21 +32,9 @@ class OpenAICompatibleProvider(OpenAIProvider):
     ORG_ENV: ClassVar[str | None] = None
     PROJECT_ENV: ClassVar[str | None] = None
     MAX_TOKENS_FIELD: ClassVar[str] = "max_tokens"
-
-    async def complete_many(self, request: CompletionRequest, n: int) -> list[Completion]:
-        """`n` samples: asks with `n`, and tops up with single calls when the server ignores
-        `n` and returns fewer choices (several compatible servers do)."""
-        if n < 1:
-            return []
-        completions = await self._complete(request, n)
-        missing = n - len(completions)
-        if missing > 0:
-            extra = await asyncio.gather(*(self.complete(request) for _ in range(missing)))
-            completions.extend(extra)
-        return completions
-
-    def check_count(self, completions: list[Completion], n: int) -> list[Completion]:
-        return completions[:n]  # fewer is fine: complete_many tops up
+    # Many compatible servers and proxies ignore `n` or refuse it: one call per sample unless
+    # the operator says the server honours it (`multiple_samples = true` or "auto").
+    DEFAULT_MULTIPLE_SAMPLES: ClassVar[MultipleSamples] = False
 
 
 @hookimpl

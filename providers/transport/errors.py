@@ -44,6 +44,7 @@ _SECRET = re.compile(
 )
 
 SHOULD_RETRY = "upstream_should_retry"  # attribute set from the `x-should-retry` header
+UPSTREAM_STATUS = "upstream_status"  # attribute: the HTTP status the upstream answered
 
 NOT_JSON = "HTTP 200 body is not JSON"
 COULD_NOT_CONNECT = "could not connect"
@@ -157,11 +158,18 @@ def error_for_status(
     text = redact(text, secrets)
     retry_after = parse_retry_after(headers) if issubclass(cls, RETRYABLE) else None
     error = cls(text, retry_after=retry_after)
+    setattr(error, UPSTREAM_STATUS, status)
     # The upstream's own verdict on retrying (as the SDKs honour it): "true" / "false".
     should_retry = headers.get("x-should-retry")
     if should_retry in ("true", "false"):
         setattr(error, SHOULD_RETRY, should_retry == "true")
     return error
+
+
+def upstream_status(error: BaseException) -> int | None:
+    """The HTTP status behind an error made by `error_for_status` (None for the others)."""
+    status = getattr(error, UPSTREAM_STATUS, None)
+    return status if isinstance(status, int) else None
 
 
 def timeout_error(provider: str, timeout: float) -> ProviderTimeoutError:

@@ -28,10 +28,19 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument(
+        "--max-choices", type=int, default=None, help="openai: answer at most this many choices"
+    )
+    parser.add_argument(
+        "--refuse-n", action="store_true", help="openai: refuse n > 1 with OpenAI's 400"
+    )
     args = parser.parse_args()
     cls = OpenAIMock if args.kind == "openai" else AnthropicMock
     # record_limit=1: a benchmark's millions of calls must not pile up in memory.
     mock = cls(api_key=args.api_key, latency=args.latency, port=args.port, record_limit=1)
+    if isinstance(mock, OpenAIMock):
+        mock.max_choices = args.max_choices
+        mock.refuse_n = OpenAIMock.REFUSE_N_OPENAI if args.refuse_n else None
     asyncio.run(serve(mock))
 
 

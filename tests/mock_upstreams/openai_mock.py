@@ -62,6 +62,21 @@ class OpenAIMock(MockUpstream):
 
     _ids: ClassVar[itertools.count[int]] = itertools.count(1)
 
+    # How OpenAI-compatible servers that are not OpenAI treat `n`: None honours it; a number
+    # caps the choices returned (1: `n` ignored, as many proxies do).
+    max_choices: int | None = None
+    # Refuse any `n` above 1 with a 400, in this wording (None: accept `n`).
+    refuse_n: str | None = None
+    REFUSE_N_OPENAI = (
+        "Unsupported value: 'n' does not support {n} with this model. Only the default (1) "
+        "value is supported."
+    )
+
+    def reset(self) -> None:
+        super().reset()
+        self.max_choices = None
+        self.refuse_n = None
+
     def check_request(self, request: web.Request, body: Any) -> web.Response | None:
         if self.api_key is not None:
             auth = request.headers.get("authorization", "")
@@ -101,6 +116,10 @@ class OpenAIMock(MockUpstream):
         n = body.get("n", 1)
         if not isinstance(n, int) or n < 1 or n > 128:
             return self._json(400, self.error(400, message=f"Invalid 'n': {n!r}."))
+        if self.refuse_n is not None and n > 1:
+            error = self.error(400, message=self.refuse_n.format(n=n))
+            error["error"] |= {"param": "n", "code": "unsupported_value"}
+            return self._json(400, error)
         return None
 
     def answer(self, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
@@ -115,6 +134,8 @@ class OpenAIMock(MockUpstream):
         if fault is not None and fault.finish_reason is not None:
             finish = fault.finish_reason
         n = int(body.get("n", 1))
+        if self.max_choices is not None:
+            n = min(n, self.max_choices)
         prompt_tokens = sum(count_tokens(content_text(m.get("content"))) + 4 for m in messages)
         completion_tokens = count_tokens(text) * n
         if fault is not None and fault.usage is not None:

@@ -9,7 +9,7 @@ import pytest
 from agent_core import NotConfiguredError, ReasoningAgent
 from providers.builtin.openai_compatible import OpenAICompatibleProvider
 from providers.provider_config import ProviderConfig
-from tests.mock_upstreams import Fault, OpenAIMock
+from tests.mock_upstreams import OpenAIMock
 from tests.providers.upstream_helpers import OPENAI_KEY, TRANSPORTS, ask
 
 both = pytest.mark.parametrize("transport", TRANSPORTS)
@@ -85,27 +85,6 @@ async def test_max_tokens_uses_the_classic_field_compatible_servers_know(
     await make_provider("openai_compatible", transport).complete(ask(max_tokens=5))
     body = compatible_upstream.requests[-1].json
     assert body["max_tokens"] == 5 and "max_completion_tokens" not in body
-
-
-@both
-async def test_a_server_that_ignores_n_is_topped_up_with_single_calls(
-    make_provider: Any, compatible_upstream: OpenAIMock, transport: str
-) -> None:
-    # The first answer has one choice although four were asked for (as Ollama does).
-    compatible_upstream.responder = lambda body: "4"
-    one_choice = Fault.raw(
-        200,
-        b'{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,'
-        b'"message":{"role":"assistant","content":"4"},"finish_reason":"stop"}],'
-        b'"usage":{"prompt_tokens":3,"completion_tokens":1}}',
-    )
-    compatible_upstream.enqueue(one_choice)
-    try:
-        samples = await make_provider("openai_compatible", transport).complete_many(ask(), 4)
-    finally:
-        compatible_upstream.responder = OpenAIMock().responder
-    assert [s.text for s in samples] == ["4"] * 4
-    assert compatible_upstream.calls == 4
 
 
 @both

@@ -158,8 +158,8 @@ def test_split_usage_gives_the_remainder_to_the_first_sample() -> None:
     assert [(u.prompt_tokens, u.completion_tokens) for u in usages] == [(4, 3), (3, 2), (3, 2)]
 
 
-def test_openai_declares_multiple_samples() -> None:
-    assert OpenAIProvider.capabilities.multiple_samples
+def test_openai_declares_multiple_samples(make_provider: Any) -> None:
+    assert make_provider("openai").capabilities.multiple_samples
 
 
 def test_importing_the_builtin_providers_does_not_import_the_sdks() -> None:

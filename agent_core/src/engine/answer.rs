@@ -28,6 +28,8 @@ pub struct Step {
     /// The error code when the call failed.
     pub error: Option<String>,
     pub error_message: Option<String>,
+    /// How the call was served, when the provider or driver said (`Completion.note`).
+    pub note: Option<String>,
 }
 
 #[pymethods]
@@ -45,6 +47,7 @@ impl Step {
         d.set_item("candidate", &self.candidate)?;
         d.set_item("error", &self.error)?;
         d.set_item("error_message", &self.error_message)?;
+        d.set_item("note", &self.note)?;
         Ok(d)
     }
 

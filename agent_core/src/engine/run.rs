@@ -135,6 +135,7 @@ impl Run {
         completion: Completion,
         latency_ms: f64,
         provider: Option<String>,
+        note: Option<String>,
     ) -> Result<(), Error> {
         let step = self.record(id, latency_ms)?;
         let s = &mut self.steps[step];
@@ -142,6 +143,8 @@ impl Run {
         s.model = Some(completion.model.clone());
         s.usage = completion.usage;
         s.output = Some(completion.text.clone());
+        // The provider's own note wins: it knows how it served the call.
+        s.note = completion.note.clone().or(note);
         self.store(id, Ok(completion));
         Ok(())
     }
@@ -218,6 +221,7 @@ impl Run {
                 candidate: None,
                 error: None,
                 error_message: None,
+                note: None,
             });
             batch.push(InFlightCall {
                 id,
@@ -334,7 +338,9 @@ pub fn drive(
             Poll::Calls(calls) => {
                 for call in calls {
                     match provider.complete(&call.request) {
-                        Ok(c) => run.complete(call.id, c, 0.0, Some(provider.name().into()))?,
+                        Ok(c) => {
+                            run.complete(call.id, c, 0.0, Some(provider.name().into()), None)?
+                        }
                         Err(e) => run.fail(call.id, e, 0.0, Some(provider.name().into()))?,
                     }
                 }
@@ -399,6 +405,7 @@ mod tests {
                 completion_tokens: 0,
             },
             provider: None,
+            note: None,
         }
     }
 
@@ -419,7 +426,8 @@ mod tests {
         let Poll::Calls(calls) = run.poll() else {
             panic!("expected calls")
         };
-        run.complete(calls[0].id, completion(5), 1.0, None).unwrap();
+        run.complete(calls[0].id, completion(5), 1.0, None, None)
+            .unwrap();
         let Poll::Done(Err(error)) = run.poll() else {
             panic!("expected budget_exceeded")
         };
@@ -436,7 +444,8 @@ mod tests {
         let Poll::Calls(calls) = run.poll() else {
             panic!("expected calls")
         };
-        run.complete(calls[0].id, completion(5), 1.0, None).unwrap();
+        run.complete(calls[0].id, completion(5), 1.0, None, None)
+            .unwrap();
         assert!(matches!(run.poll(), Poll::Done(Err(e)) if e.kind == ErrorKind::BudgetExceeded));
     }
 
@@ -450,7 +459,8 @@ mod tests {
             let Poll::Calls(calls) = run.poll() else {
                 panic!("expected calls")
             };
-            run.complete(calls[0].id, completion(1), 1.0, None).unwrap();
+            run.complete(calls[0].id, completion(1), 1.0, None, None)
+                .unwrap();
         }
         let Poll::Done(Ok(answer)) = run.poll() else {
             panic!("expected an answer")

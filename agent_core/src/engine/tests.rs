@@ -50,6 +50,7 @@ impl CompletionProvider for Scripted {
                 completion_tokens: self.tokens_per_call / 2,
             },
             provider: None,
+            note: None,
         })
     }
 }
@@ -376,8 +377,10 @@ fn usage_and_latency_are_recorded_per_step_and_summed() {
                 completion_tokens: 5 + i as u64,
             },
             provider: Some("p".into()),
+            note: None,
         };
-        run.complete(call.id, c, 100.0 + i as f64, None).unwrap();
+        run.complete(call.id, c, 100.0 + i as f64, None, None)
+            .unwrap();
     }
     let Poll::Done(Ok(answer)) = run.poll() else {
         panic!()
@@ -414,9 +417,10 @@ fn results_may_arrive_in_any_order() {
             finish_reason: "stop".into(),
             usage: Usage::default(),
             provider: None,
+            note: None,
         };
         assert_eq!(run.poll(), Poll::Waiting);
-        run.complete(call.id, c, 1.0, None).unwrap();
+        run.complete(call.id, c, 1.0, None, None).unwrap();
     }
     let Poll::Done(Ok(answer)) = run.poll() else {
         panic!()
@@ -462,4 +466,36 @@ fn every_strategy_runs_against_echo() {
         assert!(answer.usage.total() > 0);
         assert_eq!(answer.steps.len() as u32, answer.calls);
     }
+}
+
+#[test]
+fn a_completions_note_wins_over_the_drivers_and_reaches_the_trace() {
+    let mut run = Run::new(Task {
+        samples: 2,
+        ..task(StrategyKind::SelfConsistency)
+    });
+    let Poll::Calls(calls) = run.poll() else {
+        panic!()
+    };
+    let base = Completion {
+        text: "Final answer: 3".into(),
+        model: "m".into(),
+        finish_reason: "stop".into(),
+        usage: Usage::default(),
+        provider: None,
+        note: None,
+    };
+    let own = Completion {
+        note: Some("provider's".into()),
+        ..base.clone()
+    };
+    run.complete(calls[0].id, own, 1.0, None, Some("driver's".into()))
+        .unwrap();
+    run.complete(calls[1].id, base, 1.0, None, Some("driver's".into()))
+        .unwrap();
+    let Poll::Done(Ok(answer)) = run.poll() else {
+        panic!()
+    };
+    assert_eq!(answer.steps[0].note.as_deref(), Some("provider's"));
+    assert_eq!(answer.steps[1].note.as_deref(), Some("driver's"));
 }
