@@ -26,7 +26,18 @@ class ProviderConfig(BaseModel):
         default=None, description="name of the environment variable holding the API key"
     )
     organization: str | None = None
-    timeout: float = Field(default=60.0, gt=0, description="seconds per upstream call")
+    timeout: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds one attempt at an upstream call may take"
+    )
+    deadline: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description=(
+            "seconds one upstream call may take in all, retries and their waits included "
+            "(default: 1.5 x timeout). A retry starts only if a whole attempt still fits"
+        ),
+    )
     max_retries: int = Field(default=2, ge=0, le=10, description="retries of retryable failures")
     transport: Transport = Field(
         default="lean", description="lean: aiohttp + orjson (fast); sdk: the official SDK"
@@ -43,3 +54,8 @@ class ProviderConfig(BaseModel):
     options: dict[str, Any] = Field(
         default_factory=dict, description="provider-specific options passed to the plugin"
     )
+
+    @property
+    def call_deadline(self) -> float:
+        """Seconds one call may take across all its attempts."""
+        return self.deadline if self.deadline is not None else 1.5 * self.timeout

@@ -87,7 +87,7 @@ class AnthropicProvider(UpstreamProvider):
             api_key=self._api_key,
             base_url=self.base_url,
             timeout=self.config.timeout,
-            max_retries=self.config.max_retries,
+            max_retries=0,  # our retry loop: one deadline across attempts
         )
 
     async def complete(self, request: CompletionRequest) -> Completion:

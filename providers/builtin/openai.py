@@ -145,7 +145,7 @@ class OpenAIProvider(UpstreamProvider):
             organization=self.organization,
             project=self.project,
             timeout=self.config.timeout,
-            max_retries=self.config.max_retries,
+            max_retries=0,  # our retry loop: one deadline across attempts
         )
 
     async def complete(self, request: CompletionRequest) -> Completion:

@@ -73,6 +73,10 @@ class UpstreamProvider(Provider):
         self._sdk_client: Any = None
         self._sdk_loop: asyncio.AbstractEventLoop | None = None
         self.sdk_clients_created = 0
+        if self.transport == "sdk":
+            # Imported now, once per process, rather than inside the first call's deadline
+            # (the SDKs take over a second to import). Never imported for transport "lean".
+            self.sdk_module()
 
     # -- subclass hooks -----------------------------------------------------------------------
 
@@ -114,19 +118,24 @@ class UpstreamProvider(Provider):
         return self._sdk_client
 
     async def call_sdk(self, call: Callable[[Any], Awaitable[T]]) -> T:
-        """The SDK transport: `call(client)` with the SDK's own retries; errors mapped."""
+        """The SDK transport: `call(client)`, errors mapped, with the same retries and deadline
+        as the lean transport (the SDK's own retry loop is off: it knows no deadline)."""
         client = self._client_for_this_loop()
-        try:
-            return await call(client)
-        except Exception as exc:
-            raise error_from_sdk(
-                self.sdk_module(),
-                exc,
-                provider=self.name,
-                base_url=self.base_url,
-                timeout=self.config.timeout,
-                secrets=self.secrets,
-            ) from None
+
+        async def attempt() -> T:
+            try:
+                return await call(client)
+            except Exception as exc:
+                raise error_from_sdk(
+                    self.sdk_module(),
+                    exc,
+                    provider=self.name,
+                    base_url=self.base_url,
+                    timeout=self.config.timeout,
+                    secrets=self.secrets,
+                ) from None
+
+        return await call_with_retries(attempt, self.retry_policy, provider=self.name)
 
     async def aclose(self) -> None:
         if self._lean is not None:

@@ -1,11 +1,16 @@
-"""Retries of retryable upstream failures: exponential backoff with jitter, honouring
-retry-after, for the lean transport (the SDK transport uses the SDKs' own retry loop).
+"""Retries of retryable upstream failures within one deadline: exponential backoff with
+jitter, honouring retry-after, for both transports.
 
-tenacity drives the loop; the policy mirrors the official SDKs' so both transports make the
-same number of attempts: the upstream's retry-after is obeyed when it is at most
-`retry_after_cap` seconds, a longer one is not waited out (the caller gets the RateLimitError
-with its retry_after at once), and otherwise the wait is `initial_delay * 2**n` capped at
-`max_delay`, less up to 25 % jitter.
+tenacity drives the loop, with the official SDKs' policy (their own retry loops are switched
+off, because they know no deadline across attempts): the upstream's retry-after is obeyed when
+it is at most `retry_after_cap` seconds, a longer one is not waited out (the caller gets the
+RateLimitError with its retry_after at once), and otherwise the wait is
+`initial_delay * 2**n` capped at `max_delay`, less up to 25 % jitter.
+
+Every call has a deadline across its attempts and waits (`deadline`, by default 1.5 times the
+per-attempt `timeout`). No attempt runs past it, and a retry is started only when a whole
+attempt (`timeout`) still fits after its wait; otherwise the last error comes back at once. A
+timeout's message says how long the call really waited, over how many attempts.
 
 The first attempt runs outside tenacity: building its retry state costs more CPU than the
 whole lean call, and almost every call succeeds first time.
@@ -13,15 +18,17 @@ whole lean call, and almost every call succeeds first time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from agent_core import AgentError
+from agent_core import AgentError, ProviderTimeoutError
 from providers.provider_config import ProviderConfig
 from providers.transport.errors import is_retryable
 
@@ -36,13 +43,18 @@ class RetryPolicy:
     initial_delay: float = 0.5  # the SDKs' INITIAL_RETRY_DELAY
     max_delay: float = 8.0  # the SDKs' MAX_RETRY_DELAY
     retry_after_cap: float = 60.0  # longest retry-after we wait out
+    timeout: float = 30.0  # seconds per attempt
+    deadline: float = 45.0  # seconds per call: every attempt and wait
 
     @classmethod
     def from_config(cls, config: ProviderConfig) -> RetryPolicy:
-        """`max_retries` from the config; the delays from `options` (tests use tiny ones)."""
+        """`max_retries`, `timeout` and `deadline` from the config; the delays from `options`
+        (tests use tiny ones)."""
         options = config.options
         return cls(
             max_retries=config.max_retries,
+            timeout=config.timeout,
+            deadline=config.call_deadline,
             initial_delay=float(options.get("retry_initial_delay", cls.initial_delay)),
             max_delay=float(options.get("retry_max_delay", cls.max_delay)),
             retry_after_cap=float(options.get("retry_after_cap", cls.retry_after_cap)),
@@ -66,26 +78,57 @@ class RetryPolicy:
 async def call_with_retries(
     call: Callable[[], Awaitable[T]], policy: RetryPolicy, *, provider: str
 ) -> T:
-    """Awaits `call()`, retrying retryable `AgentError`s as `policy` says; the last error
-    is raised as it is."""
+    """Awaits `call()`, retrying retryable `AgentError`s as `policy` says, all within the
+    policy's deadline; the last error is raised as it is (a timeout's with the time waited)."""
+    started = time.monotonic()
+    deadline_at = started + policy.deadline
+    attempts = 1
+
+    async def attempt_within_deadline() -> T:
+        left = deadline_at - time.monotonic()
+        try:
+            async with asyncio.timeout(min(policy.timeout, left)):
+                return await call()
+        except TimeoutError:
+            raise ProviderTimeoutError(f"{provider}: the upstream did not answer") from None
+
+    def gave_up(error: AgentError) -> AgentError:
+        if not isinstance(error, ProviderTimeoutError):
+            return error
+        waited = time.monotonic() - started
+        tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+        return ProviderTimeoutError(
+            f"{provider}: no answer from the upstream after {waited:.1f} s ({tries}; at most "
+            f"{policy.timeout:g} s per attempt and {policy.deadline:g} s per call)"
+        )
+
     try:
-        return await call()
+        return await attempt_within_deadline()
     except AgentError as error:
         if policy.max_retries == 0 or not policy.should_retry(error):
-            raise
+            raise gave_up(error) from None
         first_error: AgentError | None = error
 
     async def attempt() -> T:
         # Attempt 1 already happened: replay its error so tenacity waits and counts as usual.
-        nonlocal first_error
+        nonlocal first_error, attempts
         if first_error is not None:
             error, first_error = first_error, None
             raise error
-        return await call()
+        attempts += 1
+        return await attempt_within_deadline()
 
     def wait(state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None
         return policy.delay(error, state.attempt_number)
+
+    def stop(state: RetryCallState) -> bool:
+        # tenacity computes the wait before it asks whether to stop: a retry whose wait would
+        # leave less than a whole attempt before the deadline is not started.
+        if state.attempt_number > policy.max_retries:
+            return True
+        left_after_wait = deadline_at - time.monotonic() - state.upcoming_sleep
+        return left_after_wait < min(policy.timeout, policy.deadline)
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
@@ -99,11 +142,14 @@ async def call_with_retries(
         )
 
     retrying: AsyncRetrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.max_retries + 1),
+        stop=stop,
         wait=wait,
         retry=retry_if_exception(policy.should_retry),
         before_sleep=before_sleep,
         reraise=True,
     )
-    result: Any = await retrying(attempt)
+    try:
+        result: Any = await retrying(attempt)
+    except AgentError as error:
+        raise gave_up(error) from None
     return result  # type: ignore[no-any-return]

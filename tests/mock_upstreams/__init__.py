@@ -13,5 +13,14 @@ from tests.mock_upstreams.faults import Fault
 from tests.mock_upstreams.openai_mock import OpenAIMock
 from tests.mock_upstreams.process import MockProcess
 from tests.mock_upstreams.server import MockUpstream, RecordedRequest
+from tests.mock_upstreams.silent import SilentListener
 
-__all__ = ["AnthropicMock", "Fault", "MockProcess", "MockUpstream", "OpenAIMock", "RecordedRequest"]
+__all__ = [
+    "AnthropicMock",
+    "Fault",
+    "MockProcess",
+    "MockUpstream",
+    "OpenAIMock",
+    "RecordedRequest",
+    "SilentListener",
+]

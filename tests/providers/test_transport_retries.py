@@ -1,6 +1,6 @@
 """Retries: retryable failures (rate limited, timeout, unavailable) are retried with backoff,
 honouring retry-after, up to max_retries; others are not. Attempts are counted at the mock
-upstream, for both transports (lean: tenacity; sdk: the SDK's own retry loop)."""
+upstream, for both transports (one tenacity loop; the SDKs' own loops are off)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ async def test_a_timed_out_call_is_retried(
     make_provider: Any, upstreams: dict[str, Any], kind: str, transport: str
 ) -> None:
     upstreams[kind].fail_next(1, Fault.slow(1.0))
-    provider = make_provider(kind, transport, max_retries=1, timeout=0.2)
+    # The deadline leaves room for a whole second attempt after the first timed out.
+    provider = make_provider(kind, transport, max_retries=1, timeout=0.2, deadline=1.0)
     await provider.complete(ask())
     assert upstreams[kind].calls == 2
 
