@@ -13,6 +13,7 @@ environment variable), the key and what is wrong. `docs/configuration.md` is the
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -80,13 +81,17 @@ class ConfigError(Exception):
 
 
 def _names(value: Any) -> Any:
-    """Lists of names also accept a comma-separated string, the natural form in a variable."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return value  # a JSON list: pydantic parses it
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
+    """Lists of names also accept a comma-separated string or a JSON list, the natural forms
+    in an environment variable."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return value  # reported as not a list, quoting the value
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 NameList = Annotated[list[str], NoDecode, BeforeValidator(_names)]
