@@ -32,7 +32,7 @@ BAD_FILES = {
     "unknown top-level key": ("colour = 'red'\n", "colour: unknown key"),
     "wrong value type": (
         "[providers.openai]\ntimeout = 'soon'\n",
-        "providers.openai.timeout: Input should be a valid number",
+        "providers.openai.timeout: expected a number, got 'soon' (a string)",
     ),
     "value out of range": (
         "[strategy]\nsamples = 0\n",
@@ -40,7 +40,7 @@ BAD_FILES = {
     ),
     "unknown transport": (
         "[providers.openai]\ntransport = 'grpc'\n",
-        "providers.openai.transport: Input should be 'lean' or 'sdk' (got 'grpc')",
+        "providers.openai.transport: expected 'lean' or 'sdk', got 'grpc' (a string)",
     ),
     "unknown strategy": (
         "default_strategy = 'guess'\n",
@@ -116,7 +116,7 @@ def test_a_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPa
         load_settings()
     assert error.value.message.startswith(
         "environment variable REASONING_AGENT_PROVIDERS__OPENAI__MAX_RETRIES: "
-        "providers.openai.max_retries: Input should be a valid integer"
+        "providers.openai.max_retries: expected an integer, got 'many' (a string)"
     )
 
 
