@@ -374,11 +374,12 @@ def test_a_bad_environment_value_names_the_variable_and_the_expected_type(
 
 
 class FutureProviderConfig(ProviderConfig):
-    """ProviderConfig with fields of the kinds that are planned."""
+    """ProviderConfig with fields of the kinds that are planned (`multiple_samples = "auto" |
+    true | false`, a per-call deadline), under names the real model will not take."""
 
-    multiple_samples: bool | Literal["auto"] = "auto"
-    deadline: float | None = Field(default=None, gt=0)
-    mode: Literal["fast", "careful", "exhaustive"] = "fast"
+    test_samples: bool | Literal["auto"] = "auto"
+    test_deadline: float | None = Field(default=None, gt=0)
+    test_mode: Literal["fast", "careful", "exhaustive"] = "fast"
 
 
 class FutureSettings(ProvidersSettings):
@@ -398,7 +399,7 @@ FUTURE_WRONG_TYPES = [
 def test_the_generated_table_grows_with_the_models() -> None:
     added = {case.dotted for case in FUTURE_WRONG_TYPES}
     assert added == {
-        f"providers.{KEY_NAME}.{name}" for name in ("multiple_samples", "deadline", "mode")
+        f"providers.{KEY_NAME}.{name}" for name in ("test_samples", "test_deadline", "test_mode")
     }
 
 
@@ -418,23 +419,23 @@ def test_a_union_field_takes_each_of_its_types(
 ) -> None:
     config = tmp_path / "plugins.toml"
     config.write_text(
-        "[providers.a]\nmultiple_samples = true\n[providers.b]\nmultiple_samples = 'auto'\n"
-        "[providers.c]\ndeadline = 3\n"
+        "[providers.a]\ntest_samples = true\n[providers.b]\ntest_samples = 'auto'\n"
+        "[providers.c]\ntest_deadline = 3\n"
     )
     monkeypatch.setenv("REASONING_AGENT_CONFIG", str(config))
     providers = FutureSettings().providers
     assert (
-        providers["a"].multiple_samples,
-        providers["b"].multiple_samples,
-        providers["c"].deadline,
+        providers["a"].test_samples,
+        providers["b"].test_samples,
+        providers["c"].test_deadline,
     ) == (True, "auto", 3.0)
 
 
 def test_a_union_field_from_the_environment_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REASONING_AGENT_PROVIDERS__OPENAI__MULTIPLE_SAMPLES", "false")
-    monkeypatch.setenv("REASONING_AGENT_PROVIDERS__ANTHROPIC__MULTIPLE_SAMPLES", "auto")
+    monkeypatch.setenv("REASONING_AGENT_PROVIDERS__OPENAI__TEST_SAMPLES", "false")
+    monkeypatch.setenv("REASONING_AGENT_PROVIDERS__ANTHROPIC__TEST_SAMPLES", "auto")
     providers = FutureSettings().providers
-    assert (providers["openai"].multiple_samples, providers["anthropic"].multiple_samples) == (
+    assert (providers["openai"].test_samples, providers["anthropic"].test_samples) == (
         False,
         "auto",
     )
