@@ -7,20 +7,28 @@ exist is an error. Every setting can be overridden from the environment with the
 or `REASONING_AGENT_PROVIDERS__OLLAMA__BASE_URL=http://127.0.0.1:11434/v1`. Precedence,
 highest first: values passed in code, the environment, the file, the defaults.
 
+The file's values must have the right TOML type (pydantic's strict mode, see
+:class:`StrictTomlSettingsSource`): `timeout = true` or `timeout = "5"` is an error, not a
+1-second or 5-second timeout. The environment holds only strings, so its values are parsed
+(`REASONING_AGENT_PROVIDERS__OPENAI__TIMEOUT=5`, comma-separated lists of names).
+
 Bad configuration fails fast with :class:`ConfigError`, whose message names the file (or the
 environment variable), the key and what is wrong. `docs/configuration.md` is the reference.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import date, datetime, time
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import (
     BaseModel,
@@ -29,11 +37,14 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -52,6 +63,7 @@ __all__ = [
     "PluginsSettings",
     "ProvidersSettings",
     "StrategyDefaults",
+    "StrictTomlSettingsSource",
     "load_settings",
     "valid_name",
     "where_key_comes_from",
@@ -79,14 +91,23 @@ class ConfigError(Exception):
         self.message = message
 
 
-def _names(value: Any) -> Any:
-    """Lists of names also accept a comma-separated string, the natural form in a variable."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return value  # a JSON list: pydantic parses it
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
+_FILE_CONTEXT: Final = {"source": "file"}
+"""The validation context of the configuration file's strict check (see `_names`)."""
+
+
+def _names(value: Any, info: ValidationInfo) -> Any:
+    """Lists of names also accept a comma-separated string or a JSON list, the natural forms
+    in an environment variable. Not in the file: TOML has arrays, so a string there is a
+    mistake. (Strict mode does not stop a before-validator, hence the context check.)"""
+    if not isinstance(value, str) or info.context == _FILE_CONTEXT:
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return value  # reported as not a list, quoting the value
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 NameList = Annotated[list[str], NoDecode, BeforeValidator(_names)]
@@ -217,7 +238,8 @@ class ProvidersSettings(BaseSettings):
         try:
             return cls(**values)
         except ValidationError as error:
-            raise ConfigError(_describe(error, None, environment=False)) from None
+            problems = error.errors(include_url=False)
+            raise ConfigError(_describe(problems, None, [values], environment=False)) from None
         finally:
             _isolated.reset(token)
 
@@ -273,7 +295,63 @@ class ProvidersSettings(BaseSettings):
         if _isolated.get():
             return (init_settings,)
         path, _ = config_path()
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
+        return (init_settings, env_settings, StrictTomlSettingsSource(settings_cls, path))
+
+
+class StrictTomlSettingsSource(TomlConfigSettingsSource):
+    """The configuration file, validated on its own in pydantic's strict mode before it is
+    merged with the environment.
+
+    TOML values have types, so a value of the wrong type is a mistake to report, not text to
+    parse: `timeout = true` must not become a 1-second timeout, `enabled = 0` must not become
+    false, `timeout = "5"` must not become 5.0. (An integer is a number: `timeout = 5` is
+    fine.) The merged settings are then validated leniently, as before, because environment
+    variables hold only strings (`REASONING_AGENT_PROVIDERS__OPENAI__TIMEOUT=5`).
+
+    Strict mode covers every field of the settings class, current and future, by itself.
+
+    :raises ConfigError: (when called) the file holds a value of the wrong type, an unknown
+        key, or a value out of range; one line per problem, naming the file and the key.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], toml_file: Path) -> None:
+        super().__init__(settings_cls, toml_file)
+        self.file = toml_file
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        if self.toml_data:
+            _check_strictly(self.settings_cls, self.toml_data, self.file)
+        return data
+
+
+def _check_strictly(settings_cls: type[BaseSettings], data: dict[str, Any], file: Path) -> None:
+    try:
+        _without_sources(settings_cls).model_validate(data, strict=True, context=_FILE_CONTEXT)
+    except ValidationError as error:
+        # Left to the validation of the merged settings, which sees every source: a key that
+        # is missing here may come from the environment, and a validator's check (a strategy
+        # name, a fallback chain, a rule over several keys) may concern the merged values.
+        problems = [
+            problem
+            for problem in error.errors(include_url=False)
+            if problem["type"] not in {"missing", "value_error", "assertion_error"}
+        ]
+        if problems:
+            raise ConfigError(_describe(problems, file, [data], environment=False)) from None
+
+
+@cache
+def _without_sources(settings_cls: type[BaseSettings]) -> type[BaseSettings]:
+    """`settings_cls` with pydantic's own `__init__`: validating a dict with it reads no
+    settings source. (A settings class's `__init__` gathers the sources and then validates
+    their values leniently, whatever `strict=True` asked; `__pydantic_base_init__`, which
+    marks pydantic's `__init__`, is how pydantic decides whether to call `__init__`.)"""
+    return type(
+        f"{settings_cls.__name__}File",
+        (settings_cls,),
+        {"__init__": BaseModel.__init__, "__module__": settings_cls.__module__},
+    )
 
 
 @contextmanager
@@ -291,16 +369,20 @@ def load_settings(
     """Reads the configuration: `path` (or `$REASONING_AGENT_CONFIG`, or `./plugins.toml`),
     then the environment over it, then `overrides` over both.
 
+    The file's values must have the right TOML type (strict); the environment's strings are
+    parsed (lenient). See :class:`StrictTomlSettingsSource`.
+
     :raises ConfigError: the file is named but missing, is not valid TOML, or holds a bad value.
     """
     if path is not None:
         file, explicit = Path(path), True
     else:
         file, explicit = config_path()
+    file_data: dict[str, Any] = {}
     if file.is_file():
         try:
             with file.open("rb") as handle:
-                tomllib.load(handle)  # syntax errors get a clean message here
+                file_data = tomllib.load(handle)  # syntax errors get a clean message here
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{file}: not valid TOML: {error}") from None
         except OSError as error:
@@ -313,11 +395,20 @@ def load_settings(
         with _reading(file):
             settings = ProvidersSettings(**overrides)
     except ValidationError as error:
-        raise ConfigError(_describe(error, source)) from None
+        inputs = [overrides, _environment_values(), file_data]
+        raise ConfigError(_describe(error.errors(include_url=False), source, inputs)) from None
     except SettingsError as error:  # a variable whose value is not the JSON its field needs
         raise ConfigError(f"environment: {_settings_error_text(error)}") from None
     settings._source = source
     return settings
+
+
+def _environment_values() -> dict[str, Any]:
+    """The settings the environment holds, as the merged validation saw them."""
+    try:
+        return EnvSettingsSource(ProvidersSettings)()
+    except SettingsError:  # not reached: such a variable fails before any validation
+        return {}
 
 
 def _settings_error_text(error: SettingsError) -> str:
@@ -328,16 +419,65 @@ def _settings_error_text(error: SettingsError) -> str:
     return text
 
 
-def _describe(error: ValidationError, source: Path | None, *, environment: bool = True) -> str:
-    """One clean line per problem: where, which key, what is wrong (no pydantic URLs)."""
+def _describe(
+    problems: Sequence[ErrorDetails],
+    source: Path | None,
+    inputs: Sequence[Any] | None = None,
+    *,
+    environment: bool = True,
+) -> str:
+    """One clean line per problem: where, which key, what is wrong (no pydantic URLs).
+
+    `inputs` are the validated data (one mapping per source), when known: they tell the keys
+    in an error's location from the names pydantic adds to it, so that the several errors of
+    one union (`bool | Literal["auto"]`: one per member) become one line, at the right key.
+    """
+    by_key: dict[tuple[str | int, ...], list[ErrorDetails]] = {}
+    for problem in problems:
+        by_key.setdefault(_key_of(problem, inputs), []).append(problem)
     lines = []
-    for problem in error.errors(include_url=False):
-        loc = [str(part) for part in problem["loc"] if not _is_internal_loc(part)]
-        key = ".".join(loc) or "(top level)"
+    for key, found in by_key.items():
+        loc = [str(part) for part in key]
         where = where_key_comes_from(loc, source, environment=environment)
-        message = _message(problem)
-        lines.append(f"{where}: {key}: {message}")
+        for message in _messages(found):
+            lines.append(f"{where}: {_dotted(key)}: {message}")
     return "\n".join(lines)
+
+
+_ABSENT: Final = object()
+
+
+def _key_of(problem: ErrorDetails, inputs: Sequence[Any] | None) -> tuple[str | int, ...]:
+    """The key a problem is about: its location without union members' and validators' names
+    (`providers.x.mode.bool` is about `providers.x.mode`)."""
+    loc = problem["loc"]
+    if inputs is None:
+        return tuple(part for part in loc if not _is_internal_loc(part))
+    nodes = list(inputs)
+    key: list[str | int] = []
+    for index, part in enumerate(loc):
+        children = [child for node in nodes if (child := _child(node, part)) is not _ABSENT]
+        if children:
+            key.append(part)
+            nodes = children
+        elif isinstance(part, int) or (index == len(loc) - 1 and problem["type"] == "missing"):
+            key.append(part)  # a list index of a value a validator made; a missing key
+            nodes = []
+        # else: a name pydantic added (a union member, a validator), not a key of the input
+    return tuple(key)
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(node, Mapping):
+        return node.get(part, _ABSENT)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return _ABSENT
+
+
+def _dotted(key: Sequence[str | int]) -> str:
+    text = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in key)
+    return text.removeprefix(".") or "(top level)"
 
 
 def _is_internal_loc(part: Any) -> bool:
@@ -356,7 +496,92 @@ def where_key_comes_from(
     return str(source) if source is not None else "configuration"
 
 
-def _message(problem: Mapping[str, Any]) -> str:
+def _messages(problems: Sequence[ErrorDetails]) -> list[str]:
+    """What is wrong with one key. Several problems at one key are a union's, one per member:
+    when the value has none of the members' types, one line lists what would fit; when it has
+    one member's type, that member's complaint (a range, say) is the one that matters."""
+    expected = [_expected(problem) for problem in problems]
+    wrong_values = [_message(p) for p, fits in zip(problems, expected, strict=True) if not fits]
+    if wrong_values:
+        return wrong_values
+    value = problems[0].get("input")
+    fits = " or ".join(dict.fromkeys(fit for fit in expected if fit))
+    return [f"expected {fits}, got {_show(value)} ({_kind(value)})"]
+
+
+# pydantic's words are Python's ("a valid dictionary"); a configuration's are TOML's ("a
+# table"). Keyed by error type without its `_type`/`_parsing` suffix; other types keep
+# pydantic's words.
+_EXPECTED: Final = {
+    "bool": "a boolean",
+    "int": "an integer",
+    "float": "a number",
+    "string": "a string",
+    "list": "an array",
+    "tuple": "an array",
+    "set": "an array",
+    "frozen_set": "an array",
+    "dict": "a table",
+    "model": "a table",
+    "model_attributes": "a table",
+    "dataclass": "a table",
+}
+
+
+def _expected(problem: ErrorDetails) -> str | None:
+    """What the key takes, when the problem is the value's type; `None` for other problems."""
+    kind = problem["type"]
+    if kind in {"literal_error", "enum"}:
+        return str(problem.get("ctx", {}).get("expected", problem["msg"]))
+    if kind == "int_from_float":
+        return "an integer"
+    base, _, suffix = kind.rpartition("_")
+    if suffix not in {"type", "parsing"}:
+        return None
+    return _EXPECTED.get(base) or str(problem["msg"]).removeprefix("Input should be ").split(",")[0]
+
+
+_KINDS: Final = (
+    (bool, "a boolean"),  # before int: a bool is an int to Python
+    (int, "an integer"),
+    (float, "a float"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "a table"),
+    (datetime, "a date-time"),  # before date, its base class
+    (date, "a date"),
+    (time, "a time"),
+)
+
+
+def _kind(value: Any) -> str:
+    """What a value is, in TOML's words."""
+    for python_type, name in _KINDS:
+        if isinstance(value, python_type):
+            return name
+    return "nothing" if value is None else f"a {type(value).__name__}"
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    """A value as TOML writes it (`true`, not `True`), cut to `limit` characters."""
+    text = _toml_text(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _toml_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_text(item) for item in value) + "]"
+    if isinstance(value, dict):
+        pairs = (f"{key} = {_toml_text(item)}" for key, item in value.items())
+        return "{ " + ", ".join(pairs) + " }" if value else "{}"
+    return repr(value)
+
+
+def _message(problem: ErrorDetails) -> str:
     kind = problem["type"]
     if kind == "extra_forbidden":
         return "unknown key"
@@ -366,5 +591,5 @@ def _message(problem: Mapping[str, Any]) -> str:
     message = message.removeprefix("Value error, ")
     value = problem.get("input")
     if kind not in {"value_error"} and isinstance(value, str | int | float | bool):
-        message = f"{message} (got {value!r})"
+        message = f"{message} (got {_show(value)})"
     return message

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 from providers import ConfigError, load_registry, load_settings
-from tests.providers.plugin_helpers import isolate
+from tests.providers.plugin_helpers import cli_environment, isolate, run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +33,7 @@ BAD_FILES = {
     "unknown top-level key": ("colour = 'red'\n", "colour: unknown key"),
     "wrong value type": (
         "[providers.openai]\ntimeout = 'soon'\n",
-        "providers.openai.timeout: Input should be a valid number",
+        "providers.openai.timeout: expected a number, got 'soon' (a string)",
     ),
     "value out of range": (
         "[strategy]\nsamples = 0\n",
@@ -40,7 +41,7 @@ BAD_FILES = {
     ),
     "unknown transport": (
         "[providers.openai]\ntransport = 'grpc'\n",
-        "providers.openai.transport: Input should be 'lean' or 'sdk' (got 'grpc')",
+        "providers.openai.transport: expected 'lean' or 'sdk', got 'grpc' (a string)",
     ),
     "unknown strategy": (
         "default_strategy = 'guess'\n",
@@ -116,7 +117,7 @@ def test_a_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPa
         load_settings()
     assert error.value.message.startswith(
         "environment variable REASONING_AGENT_PROVIDERS__OPENAI__MAX_RETRIES: "
-        "providers.openai.max_retries: Input should be a valid integer"
+        "providers.openai.max_retries: expected an integer, got 'many' (a string)"
     )
 
 
@@ -132,3 +133,33 @@ def test_messages_carry_no_validation_library_noise(tmp_path: Path) -> None:
     assert "validation error" not in message
     assert "For further information" not in message
     assert "Traceback" not in message
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+COMMANDS = {
+    "providers": ("providers",),
+    "providers --json": ("providers", "--json"),
+    "ask": ("ask", "-p", "echo", "hello"),
+    # A wrong type accepted would start the server: on a free port, stopped by run_cli's timeout.
+    "serve": ("serve", "--port", str(free_port())),
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
+def test_the_cli_prints_one_line_for_a_wrong_type_and_exits_1(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    (tmp_path / "plugins.toml").write_text("[providers.openai]\ntimeout = true\n")
+    done = run_cli(*command, cwd=tmp_path, env=cli_environment(API_KEYS="key1"))
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1,
+        "",
+        "error: config_error: plugins.toml: providers.openai.timeout: "
+        "expected a number, got true (a boolean)\n",
+    )

@@ -104,6 +104,16 @@ def test_a_fallback_chain_from_the_environment_may_be_comma_separated(
     assert load_settings().fallback == {"openai": ["anthropic", "echo"]}
 
 
+def test_lists_from_the_environment_may_be_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REASONING_AGENT_PLUGINS__DISABLED", '["anthropic", "calculator"]')
+    monkeypatch.setenv("REASONING_AGENT_FALLBACK__OPENAI", '["anthropic"]')
+    settings = load_settings()
+    assert (settings.plugins.disabled, settings.fallback) == (
+        ["anthropic", "calculator"],
+        {"openai": ["anthropic"]},
+    )
+
+
 def test_strategy_defaults_become_task_options(tmp_path: Path) -> None:
     config = write(tmp_path / "p.toml", "[strategy]\nsamples = 7\nmax_calls = 30\n")
     options = load_settings(config).strategy.task_options()
