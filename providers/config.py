@@ -54,6 +54,14 @@ from pydantic_settings import (
 
 import agent_core
 from providers.provider_config import ProviderConfig
+from providers.task_options import (
+    MaxCalls,
+    MaxTokens,
+    MaxTotalTokens,
+    Rounds,
+    Samples,
+    Temperature,
+)
 
 __all__ = [
     "CONFIG_PATH_ENV",
@@ -118,12 +126,15 @@ class StrategyDefaults(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    samples: int = Field(default=5, ge=1, le=64, description="self_consistency: voting samples")
-    rounds: int = Field(default=1, ge=0, le=10, description="refine: critique-and-revise rounds")
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1, description="per call")
-    max_calls: int | None = Field(default=None, ge=1, description="budget: calls per task")
-    max_total_tokens: int | None = Field(default=None, ge=1, description="budget: tokens per task")
+    # The ranges are the engine's own (agent_core.LIMITS), as for POST /task.
+    samples: Samples = Field(default=5, description="self_consistency: voting samples")
+    rounds: Rounds = Field(default=1, description="refine: critique-and-revise rounds")
+    temperature: Temperature | None = Field(default=None, description="sampling temperature")
+    max_tokens: MaxTokens | None = Field(default=None, description="per call")
+    max_calls: MaxCalls | None = Field(default=None, description="budget: calls per task")
+    max_total_tokens: MaxTotalTokens | None = Field(
+        default=None, description="budget: tokens per task"
+    )
 
     def task_options(self) -> dict[str, Any]:
         """The keyword options for `agent_core.Task`, without the unset ones."""
