@@ -106,8 +106,10 @@ class ReasoningAgent:
             run.complete(call.id, completion, latency_ms, self.provider_name, note or short)
         if missing:
             # An upstream that ignores `n` (or answers fewer choices): each missing sample is
-            # its own call, concurrently, so one failure costs one vote, not the batch.
-            top_up = f"single call: {short}"
+            # its own call, concurrently, so one failure costs one vote, not the batch. The
+            # provider's own explanation, when it gave one, is the better note.
+            said = completions[0].note if completions else None
+            top_up = said if said and said.startswith("single call") else f"single call: {short}"
             await asyncio.gather(*(self._perform(run, [call], top_up) for call in missing))
 
     def _fail(self, run: Run, group: list[PendingCall], error: Exception, started: float) -> None:

@@ -75,7 +75,7 @@ async def test_an_upstream_that_refuses_n_is_asked_once_per_sample_and_remembere
     # The refused n=8, one single call that settled it, then seven concurrent single calls.
     assert _n_of_each_call(openai_upstream)[:2] == [8, 1]
     assert sorted(_n_of_each_call(openai_upstream)[2:]) == [1] * 7
-    assert answer.steps[0].note == "single call: the upstream refused n=8"
+    assert [s.note for s in answer.steps] == ["single call: the upstream refused n=8"] * 8
     openai_upstream.requests.clear()
     answer = await _vote(provider)
     assert answer.votes == {"4": 8}
