@@ -365,6 +365,9 @@ class PendingCall:
     def purpose(self) -> str: ...
     @property
     def request(self) -> CompletionRequest: ...
+    @property
+    def is_final(self) -> bool:
+        """The reply is (or gives) the task's answer: a driver may stream it."""
 
 @final
 class Run:
@@ -373,6 +376,13 @@ class Run:
     def __new__(cls, task: Task) -> Run: ...
     @property
     def task(self) -> Task: ...
+    @property
+    def planned_calls(self) -> int:
+        """Calls the task will make if nothing stops it early (the budget included)."""
+    def step(self, call_id: int) -> Step:
+        """The trace step of a call handed out (its `candidate` is read as it answers)."""
+    def tally(self) -> dict[str, int] | None:
+        """The running vote (normalised answer -> count) of a voting strategy, else None."""
     def poll(self) -> list[PendingCall] | Answer: ...
     def complete(
         self,

@@ -3,7 +3,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::engine::{Poll, Run, StrategyKind, Task};
+use crate::engine::{Poll, Run, Step, StrategyKind, Task};
 use crate::error::{attach_trace, error_from_py};
 use crate::types::{Completion, CompletionRequest};
 
@@ -13,6 +13,8 @@ pub struct PendingCall {
     pub id: u64,
     pub purpose: String,
     pub request: CompletionRequest,
+    /// The reply is (or gives) the task's answer: the driver may stream it.
+    pub is_final: bool,
 }
 
 #[pymethods]
@@ -43,6 +45,24 @@ impl PyRun {
         self.inner.task().clone()
     }
 
+    /// How many calls the task will make if nothing stops it early (the budget included).
+    #[getter]
+    fn planned_calls(&self) -> u32 {
+        self.inner.planned_calls()
+    }
+
+    /// The trace step of call `call_id` (handed out, answered or not).
+    fn step(&self, call_id: u64) -> PyResult<Step> {
+        self.inner.step(call_id).cloned().ok_or_else(|| {
+            crate::error::Error::invalid(format!("no call {call_id} in this run")).into()
+        })
+    }
+
+    /// The running vote (normalised answer -> count) of a voting strategy, else `None`.
+    fn tally(&self) -> Option<std::collections::BTreeMap<String, u32>> {
+        self.inner.tally()
+    }
+
     /// The next calls to make (each handed out once; an empty list while results are
     /// outstanding), or the `Answer` when the task is done. Raises the task's `AgentError`
     /// when it failed.
@@ -55,6 +75,7 @@ impl PyRun {
                         id: c.id,
                         purpose: c.purpose,
                         request: c.request,
+                        is_final: c.is_final,
                     })
                     .map(|p| Bound::new(py, p))
                     .collect::<PyResult<Vec<_>>>()?;

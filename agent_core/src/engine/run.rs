@@ -13,7 +13,10 @@
 //!   best answer so far and `budget_exhausted = true`, or, when there is none yet, with a
 //!   `budget_exceeded` error.
 
+use std::collections::BTreeMap;
+
 use crate::engine::answer::{Answer, Step};
+use crate::engine::extract::normalize;
 use crate::engine::strategies::{self, Final, Planned, Returned, Strategy, Transition};
 use crate::engine::task::Task;
 use crate::error::{Error, ErrorKind};
@@ -26,6 +29,8 @@ pub struct CallSpec {
     pub id: u64,
     pub purpose: String,
     pub request: CompletionRequest,
+    /// The reply is (or gives) the task's answer: a driver may stream it to its client.
+    pub is_final: bool,
 }
 
 /// What the run needs next.
@@ -53,6 +58,7 @@ struct InFlightCall {
     id: u64,
     step: usize,
     request: CompletionRequest,
+    is_final: bool,
     /// `None` until the caller reports it.
     result: Option<Result<Completion, Error>>,
 }
@@ -106,6 +112,30 @@ impl Run {
         self.steps.len() as u32
     }
 
+    /// How many calls the task will make if nothing stops it early (the budget included).
+    pub fn planned_calls(&self) -> u32 {
+        let planned = self.strategy.planned_calls();
+        self.task.max_calls.map_or(planned, |max| planned.min(max))
+    }
+
+    /// One step of the trace (a call handed out), by call id.
+    pub fn step(&self, id: u64) -> Option<&Step> {
+        self.steps.get(id as usize)
+    }
+
+    /// The running vote of a voting strategy: answers read so far (normalised, as the vote
+    /// counts them) and how often each came; `None` for strategies that do not vote.
+    pub fn tally(&self) -> Option<BTreeMap<String, u32>> {
+        if !self.strategy.votes() {
+            return None;
+        }
+        let mut votes = BTreeMap::new();
+        for candidate in self.steps.iter().filter_map(|s| s.candidate.as_deref()) {
+            *votes.entry(normalize(candidate)).or_default() += 1;
+        }
+        Some(votes)
+    }
+
     pub fn poll(&mut self) -> Poll {
         if let State::Ready(planned) = &mut self.state {
             let planned = std::mem::take(planned);
@@ -117,6 +147,7 @@ impl Run {
                         id: call.id,
                         purpose: self.steps[call.step].purpose.clone(),
                         request: call.request.clone(),
+                        is_final: call.is_final,
                     })
                     .collect();
                 return Poll::Calls(specs);
@@ -138,11 +169,16 @@ impl Run {
         note: Option<String>,
     ) -> Result<(), Error> {
         let step = self.record(id, latency_ms)?;
+        let preview = self
+            .strategy
+            .preview(&self.steps[step].purpose, &completion);
         let s = &mut self.steps[step];
         s.provider = completion.provider.clone().or(provider);
         s.model = Some(completion.model.clone());
         s.usage = completion.usage;
         s.output = Some(completion.text.clone());
+        // Read now, so progress shows each call's answer before its batch is done.
+        s.candidate = preview;
         // The provider's own note wins: it knows how it served the call.
         s.note = completion.note.clone().or(note);
         self.store(id, Ok(completion));
@@ -227,6 +263,7 @@ impl Run {
                 id,
                 step,
                 request,
+                is_final: plan.is_final,
                 result: None,
             });
         }
@@ -372,6 +409,7 @@ mod tests {
                 purpose: "plan".into(),
                 messages: vec![Message::user("p")],
                 temperature: None,
+                is_final: false,
             }]
         }
         fn on_results(&mut self, results: &mut [Returned]) -> Transition {
@@ -380,6 +418,7 @@ mod tests {
                     purpose: "solve".into(),
                     messages: vec![Message::user("s")],
                     temperature: None,
+                    is_final: true,
                 }])
             } else {
                 Transition::Finish(Ok(Final {
@@ -392,6 +431,12 @@ mod tests {
         }
         fn best_so_far(&self) -> Option<Final> {
             None
+        }
+        fn preview(&self, _purpose: &str, _completion: &Completion) -> Option<String> {
+            None
+        }
+        fn planned_calls(&self) -> u32 {
+            2
         }
     }
 

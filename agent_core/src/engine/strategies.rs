@@ -24,6 +24,8 @@ pub struct Planned {
     pub messages: Vec<Message>,
     /// Overrides the task's temperature for this call.
     pub temperature: Option<f64>,
+    /// The reply is (or gives) the task's answer, so a driver may stream it to the client.
+    pub is_final: bool,
 }
 
 /// The result of one planned call, handed back to the strategy in plan order.
@@ -57,6 +59,15 @@ pub trait Strategy: Send + Sync {
     fn on_results(&mut self, results: &mut [Returned]) -> Transition;
     /// The best answer so far, used when the budget stops the strategy early.
     fn best_so_far(&self) -> Option<Final>;
+    /// The answer one call's reply gives, read as soon as that call answers (progress
+    /// events show it before the batch is done); `None` for calls that give none.
+    fn preview(&self, purpose: &str, completion: &Completion) -> Option<String>;
+    /// How many calls the whole strategy plans, if nothing stops it early.
+    fn planned_calls(&self) -> u32;
+    /// Whether the strategy votes over its calls' answers.
+    fn votes(&self) -> bool {
+        false
+    }
 }
 
 pub fn build(task: &Task) -> Box<dyn Strategy> {
@@ -105,6 +116,7 @@ impl Single {
                 purpose: purpose.into(),
                 messages: base_messages(system.as_deref(), task.prompt.clone()),
                 temperature: None,
+                is_final: true,
             },
             extract,
         }
@@ -141,6 +153,18 @@ impl Strategy for Single {
 
     fn best_so_far(&self) -> Option<Final> {
         None
+    }
+
+    fn preview(&self, _purpose: &str, completion: &Completion) -> Option<String> {
+        Some(if self.extract {
+            extract_answer(&completion.text).value
+        } else {
+            completion.text.trim().to_string()
+        })
+    }
+
+    fn planned_calls(&self) -> u32 {
+        1
     }
 }
 
@@ -205,6 +229,7 @@ impl Strategy for SelfConsistency {
                 purpose: format!("sample {i}"),
                 messages: base_messages(Some(&self.system), self.prompt.clone()),
                 temperature: Some(self.temperature),
+                is_final: false,
             })
             .collect()
     }
@@ -239,6 +264,18 @@ impl Strategy for SelfConsistency {
 
     fn best_so_far(&self) -> Option<Final> {
         self.tally()
+    }
+
+    fn preview(&self, _purpose: &str, completion: &Completion) -> Option<String> {
+        Some(extract_answer(&completion.text).value)
+    }
+
+    fn planned_calls(&self) -> u32 {
+        self.samples
+    }
+
+    fn votes(&self) -> bool {
+        true
     }
 }
 
@@ -286,6 +323,7 @@ impl Refine {
                 ),
             ),
             temperature: None,
+            is_final: false,
         }
     }
 
@@ -302,6 +340,8 @@ impl Refine {
                 ),
             ),
             temperature: None,
+            // The last round's revision is the answer (unless a critique ends refine early).
+            is_final: self.round >= self.rounds,
         }
     }
 
@@ -334,6 +374,7 @@ impl Strategy for Refine {
             purpose: "draft".into(),
             messages: base_messages(self.system.as_deref(), self.prompt.clone()),
             temperature: None,
+            is_final: self.rounds == 0,
         }]
     }
 
@@ -374,5 +415,14 @@ impl Strategy for Refine {
             votes: None,
             step: *step,
         })
+    }
+
+    fn preview(&self, purpose: &str, completion: &Completion) -> Option<String> {
+        // Drafts and revisions are answers; a critique is not.
+        (!purpose.starts_with("critique")).then(|| completion.text.trim().to_string())
+    }
+
+    fn planned_calls(&self) -> u32 {
+        1 + 2 * self.rounds
     }
 }

@@ -499,3 +499,92 @@ fn a_completions_note_wins_over_the_drivers_and_reaches_the_trace() {
     assert_eq!(answer.steps[0].note.as_deref(), Some("provider's"));
     assert_eq!(answer.steps[1].note.as_deref(), Some("driver's"));
 }
+
+fn reply(text: &str) -> Completion {
+    Completion {
+        text: text.into(),
+        model: "m".into(),
+        finish_reason: "stop".into(),
+        usage: Usage::default(),
+        provider: None,
+        note: None,
+    }
+}
+
+#[test]
+fn each_sample_shows_its_answer_and_the_running_vote_before_the_batch_is_done() {
+    let mut run = Run::new(Task {
+        samples: 3,
+        ..task(StrategyKind::SelfConsistency)
+    });
+    assert_eq!(run.planned_calls(), 3);
+    let Poll::Calls(calls) = run.poll() else {
+        panic!()
+    };
+    assert!(calls.iter().all(|c| !c.is_final));
+    assert_eq!(run.tally(), Some(Default::default()));
+    run.complete(
+        calls[0].id,
+        reply("so... Final answer: 1,000"),
+        1.0,
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        run.step(calls[0].id).unwrap().candidate.as_deref(),
+        Some("1,000")
+    );
+    run.complete(calls[2].id, reply("Final answer: 1000.0"), 1.0, None, None)
+        .unwrap();
+    run.fail(calls[1].id, unavailable(), 1.0, None).unwrap();
+    let tally = run.tally().unwrap();
+    assert_eq!(
+        tally.into_iter().collect::<Vec<_>>(),
+        vec![("1000".to_string(), 2)]
+    );
+}
+
+#[test]
+fn strategies_say_how_many_calls_they_plan_and_which_is_final() {
+    let refine = Run::new(Task {
+        rounds: 2,
+        ..task(StrategyKind::Refine)
+    });
+    assert_eq!(refine.planned_calls(), 5);
+    assert_eq!(refine.tally(), None);
+    let capped = Run::new(Task {
+        rounds: 2,
+        max_calls: Some(3),
+        ..task(StrategyKind::Refine)
+    });
+    assert_eq!(capped.planned_calls(), 3);
+    for kind in [StrategyKind::Direct, StrategyKind::Cot] {
+        let mut run = Run::new(task(kind));
+        let Poll::Calls(calls) = run.poll() else {
+            panic!()
+        };
+        assert!(calls[0].is_final, "{kind}");
+    }
+    // refine with one round: draft, critique, then the final revision.
+    let mut run = Run::new(task(StrategyKind::Refine));
+    let mut finals = Vec::new();
+    for text in ["draft", "fix it", "better"] {
+        let Poll::Calls(calls) = run.poll() else {
+            panic!()
+        };
+        finals.push((calls[0].purpose.clone(), calls[0].is_final));
+        run.complete(calls[0].id, reply(text), 1.0, None, None)
+            .unwrap();
+    }
+    assert_eq!(
+        finals,
+        vec![
+            ("draft".to_string(), false),
+            ("critique 1".to_string(), false),
+            ("revise 1".to_string(), true)
+        ]
+    );
+    assert_eq!(run.step(1).unwrap().candidate, None); // a critique is no answer
+    assert_eq!(run.step(2).unwrap().candidate.as_deref(), Some("better"));
+}
