@@ -78,6 +78,9 @@ _MAX_PROBE_INTERVAL = 30.0  # ... up to this
 # concurrent checks fell back to memory), while 64 connections serve ~20k checks/s from one
 # event loop.
 _REDIS_POOL_SIZE = 64
+# How long a check may queue for a turn on Redis: past it Redis is answering slower than checks
+# arrive, and the instance limits in memory for a while, as if Redis were down.
+_TURN_WAIT = 5.0
 
 _STORAGE_FAILURES = (StorageError, ConnectionError, TimeoutError, OSError)
 
@@ -200,9 +203,18 @@ class RateLimiter:
         if self._pool is None:  # in-memory storage: nothing to fall back from
             return await self._evaluate(self._primary, key_id)
         if self._dead_since is None:
-            async with self._turns:
+            epoch = self._epoch
+            try:
+                async with asyncio.timeout(_TURN_WAIT):
+                    await self._turns.acquire()
+            except TimeoutError as error:
+                self._redis_failed(error, epoch, probe=False)
+                return await self._fallback_hit(key_id)
+            try:
                 if self._dead_since is None:
                     return await self._hit_redis(key_id, probe=False)
+            finally:
+                self._turns.release()
         if not self._claim_probe():
             return await self._fallback_hit(key_id)
         return await self._hit_redis(key_id, probe=True)
