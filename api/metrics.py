@@ -102,6 +102,13 @@ RATE_LIMIT_STORAGE_DOWN = Counter(
     ["mode"],
     namespace=NAMESPACE,
 )
+RATE_LIMIT_STORAGE_PROBES = Counter(
+    "rate_limit_storage_probes",
+    "Probes of the shared rate-limit store while it was down, by outcome (ok: shared limits "
+    "resumed; failed)",
+    ["outcome"],
+    namespace=NAMESPACE,
+)
 AUTH_FAILURES = Counter(
     "auth_failures",
     "Requests refused with 401, by reason (missing, invalid)",

@@ -17,6 +17,12 @@ What we do differently, and why:
   which also need `request`/`response` parameters, issue #256).
 - slowapi's `Limiter` reads `.env` and `RATELIMIT_*` variables on its own; here every option
   comes explicitly from `ServiceSettings`.
+- slowapi's checks are synchronous, so its probes come one at a time. Ours run concurrently,
+  so the probe back-off grows once per probe *round*: the checks in flight when Redis fails
+  count once (else a burst would push the next probe to the 30 s cap, and the instances would
+  limit on their own long after Redis is back), and one check per round probes, by being
+  checked in Redis while the others use memory. Each check gives Redis at most
+  `RATE_LIMIT_STORAGE_TIMEOUT` in all, so a hung Redis cannot stall requests longer.
 
 Strategy: moving window. It admits at most N requests in *any* window of the period (the
 61st request within a minute is refused, whenever the minute started), where a fixed window
@@ -32,6 +38,7 @@ side: no limit is ever exceeded.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -64,13 +71,16 @@ __all__ = [
 log = logging.getLogger("api.ratelimit")
 
 SCOPE = "global"  # slowapi's application-limit scope: one budget across all endpoints
-_MAX_PROBE_INTERVAL = 30.0
-# A bounded pool that makes callers wait for a free connection: an unbounded one opens a
-# connection per concurrent request, and a burst of thousands then fails on connect timeouts
-# (measured: 5000 concurrent checks fell back to memory), while 64 connections serve ~20k
-# checks/s from one event loop.
+_FIRST_PROBE_INTERVAL = 1.0  # after Redis fails; doubled after each failed probe ...
+_MAX_PROBE_INTERVAL = 30.0  # ... up to this
+# A bounded pool, with callers queueing for a turn: an unbounded one opens a connection per
+# concurrent request, and a burst of thousands then fails on connect timeouts (measured: 5000
+# concurrent checks fell back to memory), while 64 connections serve ~20k checks/s from one
+# event loop.
 _REDIS_POOL_SIZE = 64
-_REDIS_POOL_WAIT = 5.0
+# How long a check may queue for a turn on Redis: past it Redis is answering slower than checks
+# arrive, and the instance limits in memory for a while, as if Redis were down.
+_TURN_WAIT = 5.0
 
 _STORAGE_FAILURES = (StorageError, ConnectionError, TimeoutError, OSError)
 
@@ -140,9 +150,16 @@ class RateLimiter:
         self._primary: MovingWindowRateLimiter | None = None
         self._fallback: MovingWindowRateLimiter | None = None
         self._fallback_storage: MemoryStorage | None = None
+        # Turns on Redis: a check queues here, not in the pool, so the queueing is not counted
+        # against its Redis timeout, and a check that queued while Redis went down goes to memory.
+        self._turns: asyncio.Semaphore | None = None
         self._dead_since: float | None = None
+        # Bumped on every down/up transition: a failure of a check that started before the last
+        # transition belongs to a round already counted.
+        self._epoch = 0
+        self._failed_probes = 0
         self._next_probe = 0.0
-        self._probes = 0
+        self._probing = False
 
     # --- lifecycle (inside the running event loop: limits' memory storage needs one) ----------
 
@@ -154,7 +171,7 @@ class RateLimiter:
             self._pool = BlockingConnectionPool.from_url(
                 plain,
                 max_connections=_REDIS_POOL_SIZE,
-                timeout=_REDIS_POOL_WAIT,
+                timeout=self._timeout,
                 socket_timeout=self._timeout,
                 socket_connect_timeout=self._timeout,
                 # one quick retry for a dropped idle connection; a down server fails fast
@@ -166,6 +183,7 @@ class RateLimiter:
             raise ValueError(f"{self._uri!r} is not an asyncio rate-limit storage")
         self._storage = storage
         self._primary = MovingWindowRateLimiter(storage)
+        self._turns = asyncio.Semaphore(_REDIS_POOL_SIZE)
         self._fallback_storage = MemoryStorage()
         self._fallback = MovingWindowRateLimiter(self._fallback_storage)
 
@@ -181,14 +199,46 @@ class RateLimiter:
         :raises KeyRateLimitExceeded: over budget (with the state for the headers).
         :raises RateLimitStoreUnavailable: the store is down and the mode is `reject`.
         """
-        if self._dead_since is not None and not await self._storage_recovered():
-            return await self._fallback_hit(key_id)
-        assert self._primary is not None
-        try:
+        assert self._primary is not None and self._turns is not None
+        if self._pool is None:  # in-memory storage: nothing to fall back from
             return await self._evaluate(self._primary, key_id)
-        except _STORAGE_FAILURES as error:
-            self._mark_dead(error)
+        if self._dead_since is None:
+            epoch = self._epoch
+            try:
+                async with asyncio.timeout(_TURN_WAIT):
+                    await self._turns.acquire()
+            except TimeoutError as error:
+                self._redis_failed(error, epoch, probe=False)
+                return await self._fallback_hit(key_id)
+            try:
+                if self._dead_since is None:
+                    return await self._hit_redis(key_id, probe=False)
+            finally:
+                self._turns.release()
+        if not self._claim_probe():
             return await self._fallback_hit(key_id)
+        return await self._hit_redis(key_id, probe=True)
+
+    async def _hit_redis(self, key_id: str, *, probe: bool) -> RateLimitState:
+        assert self._primary is not None
+        epoch = self._epoch
+        try:
+            # One deadline for all of the check's calls (and a pool wait): the socket timeout
+            # alone allows a retry per call, and two calls per limit.
+            async with asyncio.timeout(self._timeout):
+                state = await self._evaluate(self._primary, key_id)
+        except KeyRateLimitExceeded:
+            self._redis_answered(probe)
+            raise
+        except _STORAGE_FAILURES as error:
+            self._redis_failed(error, epoch, probe)
+            return await self._fallback_hit(key_id)
+        except BaseException:
+            if probe:  # cancelled: the round stays open for the next caller
+                self._probing = False
+            raise
+        self._redis_answered(probe)
+        return state
 
     async def _fallback_hit(self, key_id: str) -> RateLimitState:
         if self.on_storage_down == "reject":
@@ -224,10 +274,26 @@ class RateLimiter:
 
     # --- storage health -----------------------------------------------------------------------
 
-    def _mark_dead(self, error: BaseException) -> None:
-        if self._dead_since is None:
-            self._dead_since = time.monotonic()
-            self._probes = 0
+    def _claim_probe(self) -> bool:
+        """True for one caller per probe round, once its time has come."""
+        if self._probing or time.monotonic() < self._next_probe:
+            return False
+        self._probing = True
+        return True
+
+    def _redis_failed(self, error: BaseException, epoch: int, probe: bool) -> None:
+        now = time.monotonic()
+        if probe:
+            self._probing = False
+            self._failed_probes += 1
+            interval = _FIRST_PROBE_INTERVAL * 2.0 ** min(self._failed_probes, 5)
+            self._next_probe = now + min(_MAX_PROBE_INTERVAL, interval)
+            metrics.RATE_LIMIT_STORAGE_PROBES.labels(outcome="failed").inc()
+        elif self._dead_since is None and epoch == self._epoch:
+            self._epoch += 1
+            self._dead_since = now
+            self._failed_probes = 0
+            self._next_probe = now + _FIRST_PROBE_INTERVAL
             log.warning(
                 "rate-limit store unreachable (%s); %s",
                 type(error).__name__,
@@ -235,29 +301,28 @@ class RateLimiter:
                 if self.on_storage_down == "memory"
                 else "refusing requests with 503 until it is back",
             )
-        self._schedule_probe()
+        # else: a check in flight when Redis failed, whose round is already counted
 
-    def _schedule_probe(self) -> None:
-        delay = min(_MAX_PROBE_INTERVAL, 2.0 ** min(self._probes, 5))
-        self._probes += 1
-        self._next_probe = time.monotonic() + delay
-
-    async def _storage_recovered(self) -> bool:
-        if time.monotonic() < self._next_probe:
-            return False
-        if await self.check():
-            log.warning("rate-limit store reachable again; shared limits resumed")
+    def _redis_answered(self, probe: bool) -> None:
+        # Only a probe ends an outage: a check that started before it may answer late.
+        if probe:
+            assert self._dead_since is not None
+            down_for = time.monotonic() - self._dead_since
+            self._probing = False
+            self._epoch += 1
             self._dead_since = None
-            return True
-        self._schedule_probe()
-        return False
+            metrics.RATE_LIMIT_STORAGE_PROBES.labels(outcome="ok").inc()
+            log.warning(
+                "rate-limit store reachable again after %.1f s; shared limits resumed", down_for
+            )
 
     async def check(self) -> bool:
         """True when the primary store answers (always for memory)."""
         if self._storage is None:
             return False
         try:
-            return bool(await self._storage.check())
+            async with asyncio.timeout(self._timeout):
+                return bool(await self._storage.check())
         except _STORAGE_FAILURES:
             return False
 

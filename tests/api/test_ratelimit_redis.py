@@ -4,6 +4,7 @@ never unlimited access."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import time
 from collections import Counter
@@ -109,8 +110,9 @@ def test_redis_down_in_reject_mode_answers_503(make_app: MakeApp) -> None:
     assert ready.json()["checks"]["rate_limit_store"] == "failed"
 
 
-class _RedisServer:
-    """A private redis-server on a free port, to take down and bring back."""
+class PrivateRedis:
+    """A private redis-server on a free port, to take down, hang and bring back (never the
+    shared one on 6379)."""
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -119,7 +121,17 @@ class _RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -131,9 +143,19 @@ class _RedisServer:
                 assert time.monotonic() < deadline, "redis-server did not start"
                 time.sleep(0.05)
 
+    def hang(self) -> None:
+        """SIGSTOP: connections are still accepted (by the kernel), nothing is answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def wake(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None:
-            self.process.kill()
+            self.process.send_signal(signal.SIGCONT)  # a stopped process is killed too, but
+            self.process.kill()  # continue it first so nothing is left stopped
             self.process.wait()
             self.process = None
 
@@ -143,15 +165,17 @@ class _RedisServer:
 
 
 @pytest.fixture
-def private_redis() -> Iterator[_RedisServer]:
-    server = _RedisServer()
-    server.start()
-    yield server
-    server.stop()
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 def test_shared_limits_resume_when_redis_comes_back(
-    make_app: MakeApp, private_redis: _RedisServer
+    make_app: MakeApp, private_redis: PrivateRedis
 ) -> None:
     with make_app(rate_limit="100/minute", redis_url=private_redis.url) as client:
         assert run_task(client).status_code == 200
