@@ -103,8 +103,10 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python3", "/app/healthcheck.py"]
 
 # Exec form: tini receives SIGTERM and passes it on; uvicorn stops accepting, lets in-flight
-# requests finish (up to GRACEFUL_SHUTDOWN_SECONDS, default 30) and exits 0. Give the engine a
-# longer stop timeout than that (docker run --stop-timeout 40; compose stop_grace_period).
+# requests finish (up to GRACEFUL_SHUTDOWN_SECONDS, default 30) and the container exits 0 (tini
+# passes on the server's status; `reasoning-agent serve` ends on the SIGTERM uvicorn hands back
+# after the drain with 0, not 143). Give the engine a longer stop timeout than that
+# (docker run --stop-timeout 40; compose stop_grace_period), or it kills the server: 137.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["reasoning-agent", "serve"]

@@ -4,6 +4,11 @@ Every record passes through `redact` after formatting, message and traceback ali
 key that reaches a log call by mistake is still masked. Uvicorn's own loggers are routed
 through the same handler, and its access log is replaced by ours (which knows the route
 template, the request id and the key id).
+
+Alembic logs its own set-up at INFO (a "setup plugin" line per autogenerate plugin, the
+migration context) on every start: noise for an operator. Its loggers are kept at WARNING
+unless LOG_LEVEL=DEBUG; a migration actually applied is logged once, at INFO, by
+api.persistence.migrations.
 """
 
 from __future__ import annotations
@@ -76,6 +81,9 @@ class TextFormatter(logging.Formatter):
 
 _HANDLER_NAME = "reasoning-agent"
 
+# Third-party loggers whose INFO records describe their own machinery, not the service.
+_QUIET_BELOW_WARNING = ("alembic",)
+
 
 def configure_logging(log_format: str = "text", level: str = "INFO") -> None:
     """Installs our handler on the root logger (idempotent: reconfiguring replaces it)."""
@@ -98,3 +106,9 @@ def configure_logging(log_format: str = "text", level: str = "INFO") -> None:
     access.handlers.clear()
     access.propagate = False
     access.disabled = True
+    # Their details come back with LOG_LEVEL=DEBUG; otherwise only their warnings and errors
+    # (none below LOG_LEVEL either, when it is ERROR or CRITICAL).
+    verbose = root.getEffectiveLevel() <= logging.DEBUG
+    floor = max(root.getEffectiveLevel(), logging.WARNING)
+    for name in _QUIET_BELOW_WARNING:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else floor)

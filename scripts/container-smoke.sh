@@ -8,7 +8,8 @@
 #   lint   hadolint on the Dockerfile, compose validation, strict Kubernetes manifest validation
 #   base   a local debian:bookworm-slim made with debootstrap (cached in $WORK across runs)
 #   build  cold build (or whatever the layer cache allows), then a rebuild that must hit the cache
-#   smoke  one container: healthy, /healthz, POST /task (echo provider), /metrics, clean SIGTERM stop
+#   smoke  the README's container and request verbatim; one with two workers: healthy, /healthz,
+#          POST /task (echo provider), /metrics; both stopped with a request in flight: exit code 0
 #   multi  two containers on two ports sharing the machine's Redis and PostgreSQL
 #
 # Environment (all optional):
@@ -320,16 +321,119 @@ expect_status() {
   }
 }
 
+# readme_docker env|request : from README.md's Docker quickstart, the `-e NAME=VALUE` options of
+# its `docker run` line (one per line), or its curl request exactly as written.
+readme_docker() {
+  "$VENV/bin/python" - "$ROOT/README.md" "$1" <<'PY'
+import re
+import shlex
+import sys
+
+text = open(sys.argv[1], encoding="utf-8").read()
+start = text.index("## Quickstart (Docker)")
+end = text.find("\n## ", start + 1)
+section = text[start : end if end != -1 else len(text)]
+blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)
+if sys.argv[2] == "request":
+    print(next(block for block in blocks if block.startswith("curl ")), end="")
+else:
+    line = next(l for b in blocks for l in b.splitlines() if l.startswith("docker run "))
+    words = shlex.split(line)
+    print("\n".join(words[i + 1] for i, word in enumerate(words) if word == "-e"))
+PY
+}
+
+# A second echo instance, "slow", answers after 3 s: the request in flight at SIGTERM.
+SLOW_PROVIDER=(-e REASONING_AGENT_PROVIDERS__SLOW__TYPE=echo
+  -e REASONING_AGENT_PROVIDERS__SLOW__OPTIONS__LATENCY=3)
+
+# stop_with_request_in_flight NAME PORT KEY : `podman stop` (SIGTERM) while a request is in
+# flight. That request still gets its answer, the server drains and exits on its own long before
+# the kill timeout, and the exit code the engine reports (what `docker stop`, compose and
+# Kubernetes see) is 0: not 143 (died of the SIGTERM) nor 137 (killed).
+stop_with_request_in_flight() {
+  local name=$1 port=$2 key=$3 start code elapsed inflight_pid out
+  http POST "http://127.0.0.1:$port/task" -H "X-API-Key: $key" -H 'Content-Type: application/json' \
+    -d '{"prompt": "in flight at SIGTERM", "provider": "slow"}' >"$WORK/$name.inflight" 2>&1 &
+  inflight_pid=$!
+  sleep 1
+  start=$(date +%s)
+  podman stop -t 20 "$name" >/dev/null 2>>"$WORK/$name.err"
+  elapsed=$(($(date +%s) - start))
+  code=$(podman inspect "$name" --format '{{.State.ExitCode}}')
+  log "$name: podman stop (SIGTERM) with a request in flight: exit code $code after ${elapsed}s"
+  wait "$inflight_pid" || true
+  out=$(cat "$WORK/$name.inflight")
+  expect_status 200 "$name: the request in flight at SIGTERM" "$out"
+  grep -q 'in flight at SIGTERM' <<<"$out" || fail "$name: the in-flight request lost its answer: $out"
+  log "$name: request in flight at SIGTERM -> 200 with its answer"
+  # (logs to a file first: `podman logs | grep -q` fails under pipefail when grep exits early)
+  podman logs "$name" >"$WORK/$name.log" 2>&1
+  if [ "$code" != 0 ]; then
+    tail -20 "$WORK/$name.log"
+    fail "$name: exit code $code after SIGTERM, expected 0 (a graceful stop)"
+  fi
+  grep -q 'Application shutdown complete' "$WORK/$name.log" || fail "$name: no graceful shutdown in the logs"
+  log "$name: graceful shutdown logged: $(grep -c 'Application shutdown complete' "$WORK/$name.log") x 'Application shutdown complete'"
+}
+
+# wait_port_free PORT : the README container needs the README's port on loopback.
+wait_port_free() {
+  local port=$1 i
+  for i in $(seq 1 60); do
+    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/" || return 0
+    [ "$i" = 1 ] && log "127.0.0.1:$port is busy: waiting up to 60s for it"
+    sleep 1
+  done
+  fail "127.0.0.1:$port stays busy: the README's request needs it"
+}
+
 stage_smoke() {
   podman_env
   local name=ra-smoke base="http://127.0.0.1:$SMOKE_PORT" out body
-  # As the README runs it (writable root, SQLite history in the image's data dir), with two
-  # worker processes. No LLM key at all: the offline echo provider is the default, so the
-  # readiness probe passes.
-  # A second echo instance, "slow", answers after 3 s: the request in flight at SIGTERM.
+
+  # 1. Exactly as the README's Quickstart runs it: its `docker run -e` options (the placeholder
+  # OPENAI_API_KEY=sk-... included; nothing calls OpenAI), one worker, port 8000; on the host
+  # network bound to loopback instead of `-p 8000:8000`. Then its curl request, verbatim.
+  local readme=ra-readme request readme_env=() readme_key="" pair
+  while IFS= read -r pair; do
+    readme_env+=(-e "$pair")
+    case $pair in API_KEYS=*) readme_key=${pair#API_KEYS=} && readme_key=${readme_key%%,*} ;; esac
+  done < <(readme_docker env)
+  request=$(readme_docker request)
+  if [ -z "$readme_key" ] || [ -z "$request" ]; then fail "README.md: no Docker quickstart to run"; fi
+  log "README: docker run ${readme_env[*]}"
+  wait_port_free 8000
+  start_container "$readme" 8000 "${readme_env[@]}" "${SLOW_PROVIDER[@]}"
+  wait_healthy "$readme"
+  # What an operator reads at start: our one-line "ready" message, no alembic set-up chatter.
+  podman logs "$readme" >"$WORK/$readme.start.log" 2>&1
+  grep -q ' api ready: ' "$WORK/$readme.start.log" || fail "no 'ready' line in the start-up log"
+  if grep -q 'alembic' "$WORK/$readme.start.log"; then
+    cat "$WORK/$readme.start.log"
+    fail "alembic's INFO chatter is in the start-up log"
+  fi
+  log "start-up log: $(grep -vc ' api.access ' "$WORK/$readme.start.log") lines, the ready line, no alembic lines"
+  log "README request: $(tr -s ' \\\n' ' ' <<<"$request")"
+  body=$(bash -c "$request" 2>"$WORK/$readme.curl.err") || fail "the README's Docker request failed: $(cat "$WORK/$readme.curl.err")"
+  "$VENV/bin/python" - "$request" "$body" <<'PY' || fail "the README's Docker request: $body"
+import json
+import shlex
+import sys
+
+words = shlex.split(sys.argv[1])
+prompt = json.loads(words[words.index("-d") + 1])["prompt"]
+body = json.loads(sys.argv[2])
+if body.get("answer") != prompt or body.get("provider") != "echo":
+    sys.exit(f"expected the echo provider to answer {prompt!r}")
+PY
+  log "README request -> $body"
+  stop_with_request_in_flight "$readme" 8000 "$readme_key"
+
+  # 2. Two worker processes, no LLM key at all: the offline echo provider is the default, so the
+  # readiness probe passes. Writable root, SQLite history in the image's data dir.
   start_container "$name" "$SMOKE_PORT" -e API_KEYS="$API_KEY" -e RATE_LIMIT=60/minute \
-    -e WORKERS=2 -e REASONING_AGENT_DEFAULT_PROVIDER=echo \
-    -e REASONING_AGENT_PROVIDERS__SLOW__TYPE=echo -e REASONING_AGENT_PROVIDERS__SLOW__OPTIONS__LATENCY=3
+    -e WORKERS=2 -e REASONING_AGENT_DEFAULT_PROVIDER=echo "${SLOW_PROVIDER[@]}"
   wait_healthy "$name"
 
   out=$(http GET "$base/healthz")
@@ -356,32 +460,7 @@ stage_smoke() {
   grep -q '^# TYPE' <<<"$out" || fail "GET /metrics is not Prometheus text"
   log "GET /metrics -> 200, $(grep -c '^# TYPE' <<<"$out") metric families"
 
-  # SIGTERM (podman stop) while a request is in flight: that request still gets its answer, and
-  # the server ends through uvicorn's graceful shutdown, long before the kill timeout: exit 0,
-  # or 143 (uvicorn re-raises SIGTERM once it has finished), never 137 (killed).
-  local start code inflight_pid
-  http POST "$base/task" -H "X-API-Key: $API_KEY" -H 'Content-Type: application/json' \
-    -d '{"prompt": "in flight at SIGTERM", "provider": "slow"}' >"$WORK/inflight.out" 2>&1 &
-  inflight_pid=$!
-  sleep 1
-  start=$(date +%s)
-  podman stop -t 20 "$name" >/dev/null 2>>"$WORK/$name.err"
-  code=$(podman inspect "$name" --format '{{.State.ExitCode}}')
-  log "podman stop (SIGTERM): exit code $code after $(($(date +%s) - start))s"
-  wait "$inflight_pid" || true
-  out=$(cat "$WORK/inflight.out")
-  expect_status 200 "the request in flight at SIGTERM" "$out"
-  grep -q 'in flight at SIGTERM' <<<"$out" || fail "the in-flight request lost its answer: $out"
-  log "request in flight at SIGTERM -> 200 with its answer"
-  case $code in 0 | 143) ;; *)
-    podman logs "$name" 2>&1 | tail -20
-    fail "the server did not stop cleanly on SIGTERM (exit $code)"
-    ;;
-  esac
-  # (logs to a file first: `podman logs | grep -q` fails under pipefail when grep exits early)
-  podman logs "$name" >"$WORK/$name.log" 2>&1
-  grep -q 'Application shutdown complete' "$WORK/$name.log" || fail "no graceful shutdown in the logs"
-  log "graceful shutdown logged: $(grep -c 'Application shutdown complete' "$WORK/$name.log") x 'Application shutdown complete'"
+  stop_with_request_in_flight "$name" "$SMOKE_PORT" "$API_KEY"
   cleanup_containers
   log "container smoke test passed"
 }

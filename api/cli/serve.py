@@ -8,6 +8,17 @@ With several workers, metrics must be shared between processes: prometheus-clien
 multiprocess mode keeps them in files under PROMETHEUS_MULTIPROC_DIR. This command points it at
 a fresh temporary directory (removed at exit) unless the variable is already set, in which
 case that directory is emptied of stale files first, as prometheus-client requires.
+
+SIGTERM is the normal way to stop the service (`docker stop`, Kubernetes, systemd): uvicorn stops
+accepting connections, lets the requests in flight finish, runs the app's shutdown and then
+raises the signal again in its own process (`signal.raise_signal`, after restoring the handler
+it found), so that the "default behaviour" of the signal happens. With Python's default
+handler that default is death by SIGTERM, so after a clean drain the process exited 143
+(128 + 15), and so did the container (tini passes its child's status on). This command installs
+its own SIGTERM handler before uvicorn runs: the signal handed back after the drain lands there
+and `serve` exits 0, the status orchestrators expect from a graceful stop. A SIGTERM before
+uvicorn has taken over its signals (while the app is imported) stops the start the same way.
+With several workers uvicorn's supervisor handles SIGTERM itself and returns normally.
 """
 
 from __future__ import annotations
@@ -17,9 +28,12 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 NAME = "serve"
@@ -64,6 +78,33 @@ def _multiprocess_metrics(workers: int) -> Iterator[None]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+class _StopRequested(Exception):
+    """SIGTERM reached `serve`'s own handler: a requested stop, not a failure."""
+
+
+def _stop_requested(signum: int, frame: FrameType | None) -> None:
+    raise _StopRequested
+
+
+@contextlib.contextmanager
+def _sigterm_stops_cleanly() -> Iterator[None]:
+    """A SIGTERM that reaches this process's handler ends `serve` with exit status 0.
+
+    uvicorn replaces the handler while it serves and restores it afterwards; it then re-raises
+    the SIGTERM it got, which lands here once the requests in flight have finished.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; uvicorn then sets none either
+        return
+    previous = signal.signal(signal.SIGTERM, _stop_requested)
+    try:
+        yield
+    except _StopRequested:
+        logging.getLogger("api").info("stopped on SIGTERM")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -87,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     for handler in list(root.handlers):  # the CLI's plain handler: ours replaces it
         root.removeHandler(handler)
     configure_logging(settings.log_format, settings.log_level)
-    with _multiprocess_metrics(settings.workers):
+    with _sigterm_stops_cleanly(), _multiprocess_metrics(settings.workers):
         uvicorn.run(
             "api.main:app",
             host=settings.host,

@@ -4,20 +4,52 @@ The usual path is `api.persistence.schema.upgrade()`, which hands us an open con
 `config.attributes["connection"]` (Alembic's "sharing a connection" recipe) after taking the
 cross-process migration lock. Run standalone (`alembic` with a Config naming this directory), we
 build an async engine from `sqlalchemy.url` or `DATABASE_URL` ourselves.
+
+Alembic's own INFO records (the migration context, "Running upgrade ...") are below the level
+api.logging gives its loggers unless LOG_LEVEL=DEBUG; each migration step that actually runs is
+logged here instead, once, at INFO. A start on a database already at head logs nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from alembic import context
+from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.script import Script
 from sqlalchemy.engine import Connection
 
 from api.persistence.engine import create_engine, parse_database_url
 from api.persistence.models import metadata
 
 config = context.config
+log = logging.getLogger("api.persistence.migrations")
+
+
+def _log_step(
+    ctx: MigrationContext,
+    step: MigrationInfo,
+    heads: Collection[Any],
+    run_args: Mapping[str, Any],
+) -> None:
+    """One INFO line per migration step run (after its operations, inside its transaction)."""
+    if not step.is_migration:
+        return
+    source = ", ".join(step.source_revision_ids) or "empty"
+    destination = ", ".join(step.destination_revision_ids) or "empty"
+    revision = step.up_revision
+    doc = ((revision.doc if isinstance(revision, Script) else None) or "").strip().rstrip(".")
+    log.info(
+        "database schema %s: %s -> %s%s",
+        "migrated" if step.is_upgrade else "downgraded",
+        source,
+        destination,
+        f" ({doc})" if doc else "",
+    )
 
 
 def _configure(connection: Connection) -> None:
@@ -30,6 +62,7 @@ def _configure(connection: Connection) -> None:
         # a migration interrupted half-way leaves the schema as it was.
         transactional_ddl=True,
         compare_type=True,
+        on_version_apply=_log_step,
     )
 
 
