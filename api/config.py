@@ -114,7 +114,13 @@ class ServiceSettings(BaseSettings):
         ),
     )
     rate_limit_storage_timeout: float = Field(
-        default=0.5, gt=0, le=60, description="RATE_LIMIT_STORAGE_TIMEOUT: seconds per Redis call"
+        default=0.5,
+        gt=0,
+        le=60,
+        description=(
+            "RATE_LIMIT_STORAGE_TIMEOUT: seconds one rate-limit check may wait for Redis, "
+            "all its calls together"
+        ),
     )
 
     # --- history ----------------------------------------------------------------------------

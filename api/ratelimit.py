@@ -322,9 +322,14 @@ class RateLimiter:
             return False
         try:
             async with asyncio.timeout(self._timeout):
-                return bool(await self._storage.check())
+                healthy = bool(await self._storage.check())
         except _STORAGE_FAILURES:
             return False
+        if healthy and self._dead_since is not None:
+            # /readyz just reached the store: let the next request probe it now rather than
+            # at the end of the back-off, so readiness and limiting agree sooner.
+            self._next_probe = 0.0
+        return healthy
 
     @property
     def degraded(self) -> bool:

@@ -279,3 +279,19 @@ def test_two_servers_share_the_limit_again_soon_after_redis_returns(
     assert slowest < STORAGE_TIMEOUT + 2 * MARGIN  # HTTP on top of the check
     assert resumed_after < RESUME_BOUND, [server.output()[-3000:] for server in servers]
     assert after == Counter({200: LIMIT, 429: 2 * LIMIT})
+
+
+async def test_a_readiness_check_that_reaches_redis_brings_the_next_request_back_at_once(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    async with _limiters(tmp_path, private_redis.url, 1) as (limiter,):
+        private_redis.stop()
+        await _check(limiter, "k")  # fails over to memory; the first probe is 1 s away
+        assert limiter.degraded
+        await asyncio.sleep(1.1)
+        await _check(limiter, "k")  # the probe fails: the next one is 2 s away
+        assert limiter.degraded
+        private_redis.start()
+        assert await limiter.check()  # what /readyz calls
+        await _check(limiter, "k")  # probes now, not 2 s later
+        assert not limiter.degraded
