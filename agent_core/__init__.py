@@ -35,14 +35,19 @@ from agent_core._agent_core import (
     normalize_answer,
     strategies,
 )
-from agent_core.agent import ReasoningAgent
+from agent_core.agent import Observer, ReasoningAgent
+from agent_core.events import AgentEvent, AnswerDelta, CallFinished, CallStarted, VoteTally
 
 __all__ = [
     "LIMITS",
     "AgentError",
+    "AgentEvent",
     "Answer",
+    "AnswerDelta",
     "AuthenticationError",
     "BudgetExceededError",
+    "CallFinished",
+    "CallStarted",
     "Capabilities",
     "Completion",
     "CompletionRequest",
@@ -53,6 +58,7 @@ __all__ = [
     "Limits",
     "Message",
     "NotConfiguredError",
+    "Observer",
     "PendingCall",
     "Provider",
     "ProviderError",
@@ -64,6 +70,7 @@ __all__ = [
     "Task",
     "UnavailableError",
     "Usage",
+    "VoteTally",
     "__version__",
     "extract_answer",
     "normalize_answer",

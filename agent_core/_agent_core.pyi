@@ -379,6 +379,12 @@ class Run:
     @property
     def planned_calls(self) -> int:
         """Calls the task will make if nothing stops it early (the budget included)."""
+    @property
+    def trace(self) -> list[Step]:
+        """Every call handed out so far, answered or not."""
+    @property
+    def usage(self) -> Usage:
+        """Tokens spent by the calls answered so far."""
     def step(self, call_id: int) -> Step:
         """The trace step of a call handed out (its `candidate` is read as it answers)."""
     def tally(self) -> dict[str, int] | None:

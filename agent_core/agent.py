@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent_core._agent_core import (
@@ -24,6 +24,7 @@ from agent_core._agent_core import (
     Run,
     Task,
 )
+from agent_core.events import AgentEvent, AnswerDelta, CallFinished, CallStarted, VoteTally
 
 __all__ = ["ReasoningAgent"]
 
@@ -48,16 +49,27 @@ class ReasoningAgent:
         """Builds a `Task` from `prompt` and keyword options, and runs it."""
         return await self.run(Task(prompt, **options))
 
-    async def run(self, task: Task) -> Answer:
+    async def run(self, task: Task, *, on_event: Observer | None = None) -> Answer:
         """Runs `task` to its answer. Raises the task's `AgentError` when it fails."""
-        run = Run(task)
+        return await self.drive(Run(task), on_event=on_event)
+
+    async def drive(self, run: Run, *, on_event: Observer | None = None) -> Answer:
+        """Drives `run` to its answer; the caller keeps `run`, so what a task spent is known
+        even when it is cancelled (`run.trace`, `run.usage`).
+
+        With `on_event`, progress is reported as it happens (`agent_core.events`) and the
+        strategy's final call is streamed from the provider (`AnswerDelta`s).
+        """
+        progress = _Progress(run, on_event, self.provider_name) if on_event else None
         while True:
             step = run.poll()
             if isinstance(step, Answer):
                 return step
             if not step:  # only when a caller fed results out of band
                 raise ProviderError("the engine is waiting for results that were never reported")
-            await asyncio.gather(*(self._perform(run, group) for group in self._group(step)))
+            await asyncio.gather(
+                *(self._perform(run, group, progress) for group in self._group(step))
+            )
 
     def _group(self, calls: Sequence[PendingCall]) -> list[list[PendingCall]]:
         """Identical sample requests go out as one call when the provider returns several."""
@@ -73,14 +85,24 @@ class ReasoningAgent:
                 groups.append([call])
         return groups
 
-    async def _perform(self, run: Run, group: list[PendingCall], note: str | None = None) -> None:
+    async def _perform(
+        self,
+        run: Run,
+        group: list[PendingCall],
+        progress: _Progress | None,
+        note: str | None = None,
+    ) -> None:
         request: CompletionRequest = group[0].request
+        if progress is not None:
+            progress.started(group)
         started = time.perf_counter()
         try:
-            if len(group) == 1:
-                completions: list[Completion] = [await self.provider.complete(request)]
-            else:
+            if len(group) > 1:
                 completions = list(await self.provider.complete_many(request, len(group)))
+            elif progress is not None and group[0].is_final:
+                completions = [await self._stream(request, group[0].id, progress)]
+            else:
+                completions = [await self.provider.complete(request)]
             for completion in completions:
                 if not isinstance(completion, Completion):
                     raise ProviderError(
@@ -90,29 +112,93 @@ class ReasoningAgent:
             if len(group) == 1 and len(completions) != 1:
                 raise ProviderError(f"provider {self.provider_name!r} returned no completion")
         except AgentError as error:
-            self._fail(run, group, error, started)
+            self._fail(run, group, error, started, progress)
             return
         except Exception as error:  # a plugin's bug must not escape as a stack trace
             # Only the type is kept: a foreign exception's message may quote a secret.
             log.warning(
                 "provider %r raised %s", self.provider_name, type(error).__name__, exc_info=False
             )
-            self._fail(run, group, error, started)
+            self._fail(run, group, error, started, progress)
             return
         latency_ms = (time.perf_counter() - started) * 1000
         served, missing = group[: len(completions)], group[len(completions) :]
         short = f"the call with n={len(group)} returned {len(completions)}" if missing else None
         for call, completion in zip(served, completions, strict=False):
             run.complete(call.id, completion, latency_ms, self.provider_name, note or short)
+            if progress is not None:
+                progress.finished(call.id)
         if missing:
             # An upstream that ignores `n` (or answers fewer choices): each missing sample is
             # its own call, concurrently, so one failure costs one vote, not the batch. The
             # provider's own explanation, when it gave one, is the better note.
             said = completions[0].note if completions else None
             top_up = said if said and said.startswith("single call") else f"single call: {short}"
-            await asyncio.gather(*(self._perform(run, [call], top_up) for call in missing))
+            await asyncio.gather(
+                *(self._perform(run, [call], progress, top_up) for call in missing)
+            )
 
-    def _fail(self, run: Run, group: list[PendingCall], error: Exception, started: float) -> None:
+    async def _stream(
+        self, request: CompletionRequest, call_id: int, progress: _Progress
+    ) -> Completion:
+        """The final call, streamed: its text deltas are reported as they arrive."""
+        stream = getattr(self.provider, "stream", None)
+        if stream is None:  # a provider without streaming: one plain completion
+            return await self.provider.complete(request)
+        final: Completion | None = None
+        async for item in stream(request):
+            if isinstance(item, Completion):
+                final = item
+            elif item:
+                progress.delta(call_id, str(item))
+        if final is None:
+            raise ProviderError(f"provider {self.provider_name!r} ended its stream without a reply")
+        return final
+
+    def _fail(
+        self,
+        run: Run,
+        group: list[PendingCall],
+        error: Exception,
+        started: float,
+        progress: _Progress | None,
+    ) -> None:
         latency_ms = (time.perf_counter() - started) * 1000
         for call in group:
             run.fail(call.id, error, latency_ms, self.provider_name)
+            if progress is not None:
+                progress.finished(call.id)
+
+
+Observer = Callable[[AgentEvent], None]
+"""Receives a running task's progress events, synchronously, in order."""
+
+
+class _Progress:
+    """Turns one run's calls into progress events (built only when someone listens)."""
+
+    __slots__ = ("done", "emit", "provider", "run")
+
+    def __init__(self, run: Run, emit: Observer, provider: str) -> None:
+        self.run = run
+        self.emit = emit
+        self.provider = provider
+        self.done = 0
+
+    def started(self, calls: list[PendingCall]) -> None:
+        planned = self.run.planned_calls
+        for call in calls:
+            self.emit(
+                CallStarted(call.id, call.purpose, self.provider, call.request.model, planned)
+            )
+
+    def finished(self, call_id: int) -> None:
+        self.done += 1
+        planned = self.run.planned_calls
+        self.emit(CallFinished(self.run.step(call_id), self.done, planned))
+        tally = self.run.tally()
+        if tally is not None:
+            self.emit(VoteTally(tally, sum(tally.values()), planned))
+
+    def delta(self, call_id: int, text: str) -> None:
+        self.emit(AnswerDelta(call_id, text))

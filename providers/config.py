@@ -54,14 +54,7 @@ from pydantic_settings import (
 
 import agent_core
 from providers.provider_config import ProviderConfig
-from providers.task_options import (
-    MaxCalls,
-    MaxTokens,
-    MaxTotalTokens,
-    Rounds,
-    Samples,
-    Temperature,
-)
+from providers.task_options import Rounds, Samples, TaskOptions
 
 __all__ = [
     "CONFIG_PATH_ENV",
@@ -121,24 +114,18 @@ def _names(value: Any, info: ValidationInfo) -> Any:
 NameList = Annotated[list[str], NoDecode, BeforeValidator(_names)]
 
 
-class StrategyDefaults(BaseModel):
-    """The `[strategy]` table: defaults for a task's options when a request leaves them out."""
+class StrategyDefaults(TaskOptions):
+    """The `[strategy]` table: defaults for a task's options when a request leaves them out.
+    The options and their ranges are `TaskOptions`' (the engine's own, agent_core.LIMITS)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # The ranges are the engine's own (agent_core.LIMITS), as for POST /task.
     samples: Samples = Field(default=5, description="self_consistency: voting samples")
     rounds: Rounds = Field(default=1, description="refine: critique-and-revise rounds")
-    temperature: Temperature | None = Field(default=None, description="sampling temperature")
-    max_tokens: MaxTokens | None = Field(default=None, description="per call")
-    max_calls: MaxCalls | None = Field(default=None, description="budget: calls per task")
-    max_total_tokens: MaxTotalTokens | None = Field(
-        default=None, description="budget: tokens per task"
-    )
 
     def task_options(self) -> dict[str, Any]:
         """The keyword options for `agent_core.Task`, without the unset ones."""
-        return {key: value for key, value in self.model_dump().items() if value is not None}
+        return self.given()
 
 
 class PluginsSettings(BaseModel):

@@ -13,21 +13,24 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import BaseModel, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from agent_core import LIMITS, FloatRange, IntRange
 
 __all__ = [
+    "OPTION_NAMES",
     "MaxCalls",
     "MaxTokens",
     "MaxTotalTokens",
     "Rounds",
     "Samples",
+    "TaskOptions",
     "Temperature",
     "Within",
     "describe_range",
+    "merge_options",
 ]
 
 
@@ -81,3 +84,34 @@ MaxTotalTokens = Annotated[int, Within(LIMITS.max_total_tokens)]
 """Budget: prompt and completion tokens for the whole task."""
 Temperature = Annotated[float, Within(LIMITS.temperature)]
 """Sampling temperature."""
+
+
+class TaskOptions(BaseModel):
+    """A task's numeric options, declared once: the REST bodies (`POST /task`, `/v1`), the
+    `[strategy]` defaults of plugins.toml, the CLI and the job worker all use this model.
+    `None` means "not given": the configured default (or the engine's) applies."""
+
+    samples: Samples | None = Field(default=None, description="self_consistency: voting samples")
+    rounds: Rounds | None = Field(default=None, description="refine: critique-and-revise rounds")
+    temperature: Temperature | None = Field(default=None, description="sampling temperature")
+    max_tokens: MaxTokens | None = Field(default=None, description="per provider call")
+    max_calls: MaxCalls | None = Field(default=None, description="budget: provider calls")
+    max_total_tokens: MaxTotalTokens | None = Field(
+        default=None, description="budget: prompt and completion tokens for the whole task"
+    )
+
+    def given(self) -> dict[str, Any]:
+        """The options that were set, by name."""
+        return {
+            name: getattr(self, name) for name in OPTION_NAMES if getattr(self, name) is not None
+        }
+
+
+OPTION_NAMES: tuple[str, ...] = tuple(TaskOptions.model_fields)
+"""The task options' names, in declaration order."""
+
+
+def merge_options(defaults: TaskOptions, given: TaskOptions) -> dict[str, Any]:
+    """The keyword options of `agent_core.Task`: the configured defaults, overridden by what a
+    request (or the command line) gave. Unset options are left to the engine's defaults."""
+    return {**defaults.given(), **given.given()}

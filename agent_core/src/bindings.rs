@@ -51,6 +51,18 @@ impl PyRun {
         self.inner.planned_calls()
     }
 
+    /// The trace so far: every call handed out, answered or not (what a cancelled task spent).
+    #[getter]
+    fn trace(&self) -> Vec<Step> {
+        self.inner.trace().to_vec()
+    }
+
+    /// Tokens spent by the calls answered so far.
+    #[getter]
+    fn usage(&self) -> crate::types::Usage {
+        self.inner.usage()
+    }
+
     /// The trace step of call `call_id` (handed out, answered or not).
     fn step(&self, call_id: u64) -> PyResult<Step> {
         self.inner.step(call_id).cloned().ok_or_else(|| {

@@ -8,20 +8,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.persistence.records import TaskRecord
-from providers.task_options import (
-    MaxCalls,
-    MaxTokens,
-    MaxTotalTokens,
-    Rounds,
-    Samples,
-    Temperature,
-)
+from providers.task_options import TaskOptions
 
 __all__ = ["ErrorOut", "QueryPage", "TaskRecordOut", "TaskRequest", "TaskResponse", "Usage"]
 
 
-class TaskRequest(BaseModel):
-    """A reasoning task. Only `prompt` is required; the rest defaults from plugins.toml."""
+class TaskRequest(TaskOptions):
+    """A reasoning task. Only `prompt` is required; the rest defaults from plugins.toml.
+    The numeric options (samples, rounds, temperature, budgets) are `TaskOptions`'."""
 
     model_config = ConfigDict(
         extra="forbid",  # a misspelt option is an error, not silently ignored
@@ -53,15 +47,6 @@ class TaskRequest(BaseModel):
         default=None,
         max_length=64,
         description="direct, cot, self_consistency or refine (GET /providers lists them)",
-    )
-    # The numeric options' ranges are the engine's own (agent_core.LIMITS).
-    samples: Samples | None = Field(default=None, description="self_consistency votes")
-    rounds: Rounds | None = Field(default=None, description="refine rounds")
-    temperature: Temperature | None = Field(default=None, description="Sampling temperature")
-    max_tokens: MaxTokens | None = Field(default=None, description="Per provider call")
-    max_calls: MaxCalls | None = Field(default=None, description="Budget: provider calls")
-    max_total_tokens: MaxTotalTokens | None = Field(
-        default=None, description="Budget: total tokens"
     )
     trace: bool = Field(default=False, description="Include every provider call in `steps`")
 
