@@ -28,6 +28,7 @@ from api.redaction import register_secrets
 from api.routes import health, providers, query, task
 from api.routes import metrics as metrics_routes
 from api.security import API_KEY_HEADER, KeyRing
+from api.tasks import TaskPipeline
 from providers import ProviderRegistry, ProvidersSettings, load_registry, load_settings
 
 __all__ = ["create_app"]
@@ -58,10 +59,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         raise
     app.state.registry = registry
     app.state.store = store
+    app.state.pipeline = pipeline = TaskPipeline(registry, store)
     _log_startup(settings, registry, limiter)
     try:
         yield
     finally:
+        await pipeline.aclose()  # cancelled tasks finish recording
         await store.aclose()  # queued history writes finish first
         await registry.aclose()
         await limiter.aclose()

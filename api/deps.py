@@ -14,11 +14,13 @@ from api.config import ServiceSettings
 from api.persistence.records import TaskStore
 from api.ratelimit import KeyRateLimitExceeded, RateLimiter
 from api.security import Principal, api_key_header, authenticate_request
+from api.tasks import TaskPipeline
 from providers import ProviderRegistry
 
 __all__ = [
     "Admitted",
     "LimiterDep",
+    "PipelineDep",
     "RegistryDep",
     "SettingsDep",
     "StoreDep",
@@ -44,6 +46,11 @@ async def _store(request: Request) -> TaskStore:
     return store
 
 
+async def _pipeline(request: Request) -> TaskPipeline:
+    pipeline: TaskPipeline = request.app.state.pipeline
+    return pipeline
+
+
 async def _limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.limiter
     return limiter
@@ -53,6 +60,7 @@ SettingsDep = Annotated[ServiceSettings, Depends(_settings)]
 RegistryDep = Annotated[ProviderRegistry, Depends(_registry)]
 StoreDep = Annotated[TaskStore, Depends(_store)]
 LimiterDep = Annotated[RateLimiter, Depends(_limiter)]
+PipelineDep = Annotated[TaskPipeline, Depends(_pipeline)]
 
 
 async def admit(request: Request, presented_key: str | None) -> Principal:

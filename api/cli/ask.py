@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agent_core import LIMITS, FloatRange, IntRange
-from providers.task_options import describe_range
+from providers.task_options import OPTION_NAMES, TaskOptions, describe_range
 
 if TYPE_CHECKING:
     from agent_core import Answer
@@ -97,36 +97,41 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def task_options(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
-    """The task's keyword options: the configured defaults, overridden by the command line."""
-    options = dict(defaults)
-    given = {
-        "strategy": args.strategy,
-        "model": args.model,
-        "samples": args.samples,
-        "rounds": args.rounds,
-        "system": args.system,
-        "temperature": args.temperature,
-        "max_tokens": args.max_tokens,
-        "max_calls": args.max_calls,
-        "max_total_tokens": args.max_total_tokens,
-    }
-    options.update({key: value for key, value in given.items() if value is not None})
-    return options
+def task_options(args: argparse.Namespace) -> TaskOptions:
+    """The task options given on the command line (plugins.toml's `[strategy]` fills the
+    rest, as for `POST /task`)."""
+    return TaskOptions(**{name: getattr(args, name) for name in OPTION_NAMES})
 
 
 async def _answer(args: argparse.Namespace, prompt: str) -> Answer:
-    from agent_core import ReasoningAgent
+    from api.tasks import TaskPipeline, TaskRejected, TaskSpec
     from providers import load_registry, load_settings
 
     settings = load_settings(args.config)
     registry = load_registry(settings)
     try:
-        provider = registry.get(args.provider)
-        defaults = {"strategy": settings.default_strategy, **settings.strategy.task_options()}
-        return await ReasoningAgent(provider).ask(prompt, **task_options(args, defaults))
+        spec = TaskSpec.resolve(
+            registry,
+            prompt=prompt,
+            system=args.system,
+            provider=args.provider,
+            model=args.model,
+            strategy=args.strategy,
+            options=task_options(args),
+            source="cli",
+        )
+    except TaskRejected as error:
+        await registry.aclose()
+        raise error from None
+    try:
+        # The same pipeline as the service's, without a history to record in.
+        outcome = await TaskPipeline(registry, None).run(spec, key_id="cli")
     finally:
         await registry.aclose()
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.answer is not None
+    return outcome.answer
 
 
 def _print_trace(answer: Answer) -> None:

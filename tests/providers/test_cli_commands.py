@@ -116,10 +116,13 @@ def test_ask_without_the_key_names_the_variable_and_exits_1(workdir: Path) -> No
     )
 
 
-def test_ask_an_unknown_provider_is_an_invalid_request(workdir: Path) -> None:
+def test_ask_an_unknown_provider_is_refused_as_by_the_api(workdir: Path) -> None:
     done = run_cli("ask", "-p", "nope", "hello", cwd=workdir)
     assert done.returncode == 1
-    assert done.stderr.startswith("error: invalid_request: unknown provider 'nope'; known ")
+    assert done.stderr.startswith(
+        "error: unknown_provider: unknown provider 'nope'; available providers: "
+    )
+    assert done.stderr.rstrip().endswith("(`reasoning-agent providers` shows their status)")
 
 
 def test_ask_an_option_the_engine_refuses_is_an_invalid_request(workdir: Path) -> None:
