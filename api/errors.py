@@ -26,6 +26,7 @@ __all__ = [
     "APIError",
     "ErrorBody",
     "ErrorDetail",
+    "agent_error_message",
     "agent_error_status",
     "error_response",
     "install_error_handlers",
@@ -118,7 +119,7 @@ def agent_error_headers(error: agent_core.AgentError) -> dict[str, str]:
     return {}
 
 
-def _agent_error_message(error: agent_core.AgentError) -> str:
+def agent_error_message(error: agent_core.AgentError) -> str:
     text = error.message or str(error)
     if error.code == "authentication_failed":
         return "the upstream provider rejected this service's credentials"
@@ -219,7 +220,7 @@ async def _agent_error(_: Request, exc: Exception) -> JSONResponse:
     status, kind, code = agent_error_status(exc)
     return error_response(
         status,
-        _agent_error_message(exc),
+        agent_error_message(exc),
         type=kind,
         code=code,
         headers=agent_error_headers(exc),

@@ -121,6 +121,20 @@ HISTORY_WRITE_LATENCY = Histogram(
     namespace=NAMESPACE,
     buckets=_LATENCY_BUCKETS,
 )
+STREAM_FIRST_EVENT = Histogram(
+    "stream_first_event_seconds",
+    "Time from a streamed request's arrival to its first event, by entry point",
+    ["face"],
+    namespace=NAMESPACE,
+    buckets=_LATENCY_BUCKETS,
+)
+STREAM_DURATION = Histogram(
+    "stream_duration_seconds",
+    "How long a streamed task's response lasted, by entry point and how it ended",
+    ["face", "outcome"],
+    namespace=NAMESPACE,
+    buckets=_LATENCY_BUCKETS,
+)
 BUILD_INFO = Gauge(
     "build_info",
     "Build information (always 1)",

@@ -78,8 +78,9 @@ class RequestContextMiddleware:
         request_id = _request_id(scope)
         token = REQUEST_ID.set(request_id)
         state: dict[str, Any] = scope.setdefault("state", {})
-        state["request_id"] = request_id
         started = time.perf_counter()
+        state["request_id"] = request_id
+        state["started"] = started
         status = 500
         response_started = False
         limit = self.max_body_bytes

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-TaskStatus = Literal["succeeded", "failed"]
+TaskStatus = Literal["succeeded", "failed", "cancelled"]
 
 __all__ = ["Page", "QueryFilters", "TaskRecord", "TaskStatus", "TaskStore"]
 

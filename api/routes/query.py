@@ -62,7 +62,7 @@ async def query_tasks(
     provider: Annotated[str | None, Query(max_length=64)] = None,
     model: Annotated[str | None, Query(max_length=200)] = None,
     strategy: Annotated[str | None, Query(max_length=64)] = None,
-    status: Literal["succeeded", "failed"] | None = None,
+    status: Literal["succeeded", "failed", "cancelled"] | None = None,
     since: Annotated[
         datetime | None, Query(description="Created at or after (ISO 8601; no zone: UTC)")
     ] = None,

@@ -49,6 +49,14 @@ class TaskRequest(TaskOptions):
         description="direct, cot, self_consistency or refine (GET /providers lists them)",
     )
     trace: bool = Field(default=False, description="Include every provider call in `steps`")
+    stream: bool = Field(
+        default=False,
+        description=(
+            "Answer with Server-Sent Events (as `Accept: text/event-stream` does): the task id, "
+            "each provider call as it starts and finishes, the running vote, the final call's "
+            "text as it streams, and last the same object as the non-streamed response"
+        ),
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -96,7 +104,7 @@ class TaskRecordOut(BaseModel):
     id: str
     object: Literal["task_record"] = "task_record"
     created_at: datetime
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "cancelled"]
     key_id: str = Field(description="Short hash of the API key that ran it (never the key)")
     prompt: str
     system: str | None

@@ -10,13 +10,16 @@ is not sent (503 storage_unavailable), since it could not be found again.
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from api.deps import Admitted, PipelineDep, RegistryDep, SettingsDep
 from api.errors import TASK_ERROR_RESPONSES, APIError
 from api.persistence import StoreError
 from api.routes.schemas import TaskRequest, TaskResponse, Usage
+from api.streaming import TaskEventStream, task_events
 from api.tasks import Outcome, TaskRejected, TaskSpec
 from providers import ProviderRegistry
 
@@ -95,22 +98,51 @@ def task_response(outcome: Outcome, *, trace: bool) -> TaskResponse:
     )
 
 
+STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The answer; with `stream` (or `Accept: text/event-stream`), Server-Sent "
+        "Events: task, call.started, call.finished, vote, delta, then result or error",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def wants_stream(body: TaskRequest, request: Request) -> bool:
+    return body.stream or "text/event-stream" in request.headers.get("accept", "")
+
+
 @router.post(
     "/task",
     response_model=TaskResponse,
     summary="Submit a prompt, get the LLM's answer",
-    responses=TASK_ERROR_RESPONSES,
+    responses={**TASK_ERROR_RESPONSES, **STREAM_RESPONSE},
 )
 async def run_task(
     body: TaskRequest,
+    request: Request,
     principal: Admitted,
     settings: SettingsDep,
     registry: RegistryDep,
     pipeline: PipelineDep,
-) -> TaskResponse:
+) -> TaskResponse | Response:
     """Runs the task with the requested (or default) provider and strategy, records it in the
     history, and returns the answer with its usage (and its trace when `trace` is true)."""
     spec = spec_from_request(body, registry, settings.max_prompt_chars)
+    if wants_stream(body, request):
+        state = request.scope.get("state", {})
+        return TaskEventStream(
+            task_events(
+                pipeline,
+                spec,
+                principal.key_id,
+                result=lambda outcome: task_response(outcome, trace=body.trace).model_dump(
+                    mode="json"
+                ),
+                face="task",
+                request_id=state.get("request_id"),
+                started=state.get("started", time.perf_counter()),
+            )
+        )
     try:
         outcome = await pipeline.run(spec, principal.key_id)
     except StoreError as error:

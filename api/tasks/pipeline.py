@@ -23,22 +23,30 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import agent_core
 from agent_core import AgentEvent, Answer, ReasoningAgent, Run
 from api import metrics
 from api.ids import new_task_id
-from api.persistence.records import TaskRecord, TaskStore
+from api.persistence.records import TaskRecord, TaskStatus, TaskStore
 from api.redaction import redact
 from api.tasks.spec import TaskSpec
 from providers import ProviderRegistry
 
-__all__ = ["Finished", "Outcome", "PipelineEvent", "Progress", "TaskAccepted", "TaskPipeline"]
+__all__ = [
+    "Finished",
+    "Heartbeat",
+    "Outcome",
+    "PipelineEvent",
+    "Progress",
+    "TaskAccepted",
+    "TaskPipeline",
+]
 
 log = logging.getLogger("api.task")
 
-OutcomeStatus = Literal["succeeded", "failed", "cancelled"]
+OutcomeStatus = TaskStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +75,18 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Nothing happened for a while (the consumer may keep an idle connection alive)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     """The task ended and its record is committed."""
 
     outcome: Outcome
 
 
-PipelineEvent = TaskAccepted | Progress | Finished
+PipelineEvent = TaskAccepted | Progress | Heartbeat | Finished
 
 
 class _Recorder:
@@ -166,9 +179,12 @@ class TaskPipeline:
         """
         return await self._execute(_Recorder(spec, key_id, self.registry), None)
 
-    async def events(self, spec: TaskSpec, key_id: str) -> AsyncGenerator[PipelineEvent, None]:
+    async def events(
+        self, spec: TaskSpec, key_id: str, *, heartbeat: float | None = None
+    ) -> AsyncGenerator[PipelineEvent, None]:
         """Runs `spec`, yielding its progress; the last event is `Finished`, after the record
         is committed. Closing the iterator early cancels the task (recorded as cancelled).
+        With `heartbeat`, a `Heartbeat` comes after that many idle seconds.
 
         :raises StoreError: the record could not be committed.
         """
@@ -181,7 +197,11 @@ class TaskPipeline:
         job.add_done_callback(lambda _: queue.put_nowait(_DONE))
         try:
             while True:
-                event = await queue.get()
+                try:
+                    event = await asyncio.wait_for(queue.get(), heartbeat)
+                except TimeoutError:
+                    yield Heartbeat()
+                    continue
                 if event is _DONE:
                     yield Finished(job.result())
                     return

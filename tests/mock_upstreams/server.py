@@ -99,6 +99,8 @@ class MockUpstream:
         self.latency = latency
         self.requests: deque[RecordedRequest] = deque(maxlen=record_limit)
         self.calls = 0
+        self.waiting = 0  # requests held by `latency` or a delay right now
+        self.closed_early = 0  # requests whose client closed the connection while held
         self.always: Fault | None = None
         self._queue: deque[Fault] = deque()
         self._lock = threading.Lock()
@@ -126,6 +128,7 @@ class MockUpstream:
             self._queue.clear()
             self.requests.clear()
             self.calls = 0
+            self.closed_early = 0
             self.always = None
 
     @property
@@ -203,16 +206,33 @@ class MockUpstream:
             rejection = self.check_request(request, body)
             if rejection is not None:
                 return rejection
-        if self.latency:
-            await asyncio.sleep(self.latency)
+        if self.latency and not await self._wait(request, self.latency):
+            return web.Response()  # the client went away: nothing to answer
         if fault is None:
             return self._json(200, self.answer(body, None), self.success_headers())
         return await self._apply(request, body, fault)
 
+    async def _wait(self, request: web.Request, seconds: float) -> bool:
+        """Waits `seconds` as a slow upstream would, watching the connection: False (and
+        `closed_early` counted) when the client closed it first, which is how tests see a
+        cancelled call reach the upstream."""
+        self.waiting += 1
+        try:
+            deadline = asyncio.get_running_loop().time() + seconds
+            while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    self.closed_early += 1
+                    return False
+                await asyncio.sleep(min(left, 0.02))
+            return True
+        finally:
+            self.waiting -= 1
+
     async def _apply(self, request: web.Request, body: Any, fault: Fault) -> web.StreamResponse:
         kind = fault.kind
-        if fault.delay:
-            await asyncio.sleep(fault.delay)
+        if fault.delay and not await self._wait(request, fault.delay):
+            return web.Response()
         if kind in ("reply", "slow"):
             return self._json(200, self.answer(body, fault), self.success_headers())
         if kind == "status":
