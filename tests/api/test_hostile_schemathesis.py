@@ -19,6 +19,7 @@ silently passed (see test_no_case_hit_the_pending_numeric_bounds_defect).
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -76,19 +77,27 @@ class Stats:
     cases: collections.Counter[str] = field(default_factory=collections.Counter)
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
     linked_reads: int = 0  # stateful GET /query/{task_id} of a task the scenario created
+    failed_checks: int = 0  # responses that failed a check (each also fails its test)
     pending_numeric_bounds: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
         return sum(self.cases.values())
 
+    @property
+    def server_errors(self) -> int:
+        return sum(count for status, count in self.statuses.items() if status >= 500)
+
     def summary(self) -> str:
         phases = ", ".join(f"{name} {count}" for name, count in sorted(self.cases.items()))
         statuses = ", ".join(f"{code}: {n}" for code, n in sorted(self.statuses.items()))
+        pending = len(self.pending_numeric_bounds)
         return (
             f"schemathesis: {self.total} cases ({phases}); seed {SEED}; "
-            f"{self.linked_reads} linked reads of created tasks; statuses {statuses}; "
-            f"{len(self.pending_numeric_bounds)} set aside as the pending numeric-bounds defect"
+            f"{self.failed_checks} failed checks; "
+            f"{self.server_errors - pending} unexpected server errors "
+            f"(+{pending} set aside as the pending numeric-bounds defect); "
+            f"{self.linked_reads} linked reads of created tasks; statuses {statuses}"
         )
 
 
@@ -193,6 +202,15 @@ def _count(case: Case, response: Response) -> None:
     STATS.statuses[response.status_code] += 1
 
 
+@contextlib.contextmanager
+def _counting_failures() -> Iterator[None]:
+    try:
+        yield
+    except Exception:
+        STATS.failed_checks += 1
+        raise
+
+
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
@@ -202,7 +220,8 @@ def test_every_operation_examples_coverage_fuzzing(case: Case, api_error_log: Ap
     _count(case, response)
     if _pending_defect(case, response, api_error_log):
         return
-    case.validate_response(response)
+    with _counting_failures():
+        case.validate_response(response)
 
 
 def test_stateful_scenarios_follow_the_links(service: Service, api_error_log: ApiErrorLog) -> None:
@@ -223,7 +242,8 @@ def test_stateful_scenarios_follow_the_links(service: Service, api_error_log: Ap
                 STATS.linked_reads += 1
             if _pending_defect(case, response, api_error_log):
                 return
-            super().validate_response(response, case, additional_checks, **kwargs)
+            with _counting_failures():
+                super().validate_response(response, case, additional_checks, **kwargs)
 
     Scenario.run(
         settings=hypothesis.settings(
@@ -243,8 +263,8 @@ def test_the_run_was_large_and_saw_every_phase() -> None:
         pytest.skip("the schemathesis tests above did not run (deselected)")
     assert STATS.total >= MIN_CASES, STATS.summary()
     assert {"examples", "coverage", "fuzzing", "stateful"} <= set(STATS.cases), STATS.summary()
-    server_errors = sum(count for status, count in STATS.statuses.items() if status >= 500)
-    assert server_errors == len(STATS.pending_numeric_bounds), STATS.summary()
+    assert STATS.server_errors == len(STATS.pending_numeric_bounds), STATS.summary()
+    assert STATS.failed_checks == 0, STATS.summary()
 
 
 @PENDING_NUMERIC_BOUNDS
