@@ -47,6 +47,15 @@ ENGINE_INT_MAX: Mapping[str, int] = {
 PENDING_NUMERIC_BOUNDS = pytest.mark.xfail(strict=True, reason="numeric bounds: lead's fix pending")
 
 
+# TaskRequest validates in pydantic's lax mode: `"samples": true` is 1, `"trace": "yes"` is true,
+# `"max_calls": "3"` is 3, all against the documented types (the OpenAPI document says integer,
+# boolean). Strict xfails until the model is strict for its integers and booleans (the lead's
+# file; schemathesis finds it too once the numeric bounds change the generated cases).
+PENDING_STRICT_TYPES = pytest.mark.xfail(
+    strict=True, reason="lax coercion in TaskRequest: lead's file, see the suite's report"
+)
+
+
 def beyond_engine_bounds(body: object) -> list[str]:
     """The fields of a task body the request model accepts with an integer beyond what the
     engine takes (however the JSON spelt it: 4294967296, 4294967296.0, ...)."""
