@@ -206,7 +206,7 @@ def _count(case: Case, response: Response) -> None:
 def _counting_failures() -> Iterator[None]:
     try:
         yield
-    except Exception:
+    except BaseException:  # schemathesis' FailureGroup is a BaseExceptionGroup
         STATS.failed_checks += 1
         raise
 
