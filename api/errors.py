@@ -145,8 +145,29 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_exception(_: Request, exc: Exception) -> JSONResponse:
+# FastAPI's answer when reading a JSON body fails other than by a syntax error (which it reports
+# as a validation error): bytes that are not UTF-8, nesting deeper than the parser's recursion
+# limit, a number with more digits than Python converts. Each is a body that is not usable JSON.
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
+
+def _unusable_json_message(cause: BaseException | None) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "the request body is not valid JSON: it is not UTF-8 text"
+    if isinstance(cause, RecursionError):
+        return "the request body is not valid JSON: it is nested too deeply"
+    return "the request body is not valid JSON"
+
+
+def _invalid_json(message: str) -> JSONResponse:
+    return error_response(400, message, type="invalid_request_error", code="invalid_json")
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:
+        refused = await _refused_admission(request)
+        return refused or _invalid_json(_unusable_json_message(exc.__cause__))
     code, kind = _HTTP_CODES.get(exc.status_code, ("http_error", "invalid_request_error"))
     if exc.status_code == 404:
         message = "not found"
@@ -172,26 +193,46 @@ def describe_validation_errors(errors: Sequence[Any]) -> str:
 Admission = Callable[[Request], Awaitable[object]]
 
 
+def _body_not_sent_as_json(errors: Sequence[Any]) -> bool:
+    """FastAPI parses a body as JSON only when its Content-Type says JSON; any other body
+    reaches validation as raw bytes, which no JSON model accepts."""
+    return any(
+        tuple(problem.get("loc", ())) == ("body",) and isinstance(problem.get("input"), bytes)
+        for problem in errors
+    )
+
+
+async def _refused_admission(request: Request) -> JSONResponse | None:
+    """FastAPI reads and parses a body before it runs dependencies, so a malformed body arrives
+    at its handler unauthenticated: authenticate and count the request first, so that a request
+    without a valid key always gets 401, and a limited key 429, whatever its body. None: the
+    caller is admitted (or the app has no admission)."""
+    admission: Admission | None = getattr(request.app.state, "admission", None)
+    if admission is None or getattr(request.state, "principal", None) is not None:
+        return None
+    try:
+        await admission(request)
+    except APIError as error:
+        return await _api_error(request, error)
+    except RateLimitExceeded as error:
+        return await _rate_limited(request, error)
+    return None
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    admission: Admission | None = getattr(request.app.state, "admission", None)
-    if admission is not None and getattr(request.state, "principal", None) is None:
-        # FastAPI parses a JSON body before it runs dependencies, so a malformed body arrives
-        # here unauthenticated: authenticate and count it first, so that a request without a
-        # valid key always gets 401, and a limited key 429, whatever its body.
-        try:
-            await admission(request)
-        except APIError as error:
-            return await _api_error(request, error)
-        except RateLimitExceeded as error:
-            return await _rate_limited(request, error)
+    refused = await _refused_admission(request)
+    if refused is not None:
+        return refused
     errors = list(exc.errors())
     if any(problem.get("type") == "json_invalid" for problem in errors):
+        return _invalid_json("the request body is not valid JSON")
+    if _body_not_sent_as_json(errors):
         return error_response(
-            400,
-            "the request body is not valid JSON",
+            415,
+            "the request body must be JSON, sent with Content-Type: application/json",
             type="invalid_request_error",
-            code="invalid_json",
+            code="unsupported_media_type",
         )
     return error_response(
         422,
@@ -259,6 +300,7 @@ TASK_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "Invalid request: unknown provider (unknown_provider) or strategy (unknown_strategy), "
         "body not JSON (invalid_json), or refused by the engine (invalid_request)"
     ),
+    415: _doc("Body sent with a Content-Type other than JSON (unsupported_media_type)"),
     422: _doc("Invalid parameters (validation_error), or the budget ran out (budget_exceeded)"),
     502: _doc("The provider failed (unavailable, provider_error, authentication_failed)"),
     503: _doc(

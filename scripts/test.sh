@@ -42,6 +42,8 @@ pytest -q -p no:cacheprovider 2>&1 | tee "$pytest_log"
 # The example plugin's own tests, as its authors would run them.
 pytest -q -p no:cacheprovider examples/plugin-example/tests 2>&1 | tee -a "$pytest_log"
 pytest_passed=$(grep -Eo '[0-9]+ passed' "$pytest_log" | awk '{s+=$1} END {print s+0}')
+# The hostile-client suite's OpenAPI fuzzing prints its case counts (tests/api/test_hostile_*).
+schemathesis_line=$(grep -E '^schemathesis: [0-9]+ cases' "$pytest_log" | tail -1 || true)
 
 stage "wheel: build, install in a clean venv, import and run"
 bash scripts/check-wheel.sh
@@ -58,4 +60,5 @@ fi
 
 stage "done in $(( $(date +%s) - t0 ))s"
 echo "cargo test: ${cargo_passed} passed; pytest: ${pytest_passed} passed"
+echo "${schemathesis_line:-schemathesis: no run found in the pytest output}"
 echo "tests: $(( cargo_passed + pytest_passed )) passed, 0 failed"

@@ -32,8 +32,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         data = json.loads(raw)
         created_at = datetime.fromisoformat(data["t"])
         task_id = data["i"]
-    except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        if not isinstance(task_id, str) or not task_id or created_at.tzinfo is None:
+            raise ValueError("invalid cursor")
+        # OverflowError: a time that leaves the calendar in UTC (0001-01-01T00:00+05:00).
+        return created_at.astimezone(UTC), task_id
+    except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError, OverflowError):
         raise ValueError("invalid cursor") from None
-    if not isinstance(task_id, str) or not task_id or created_at.tzinfo is None:
-        raise ValueError("invalid cursor")
-    return created_at.astimezone(UTC), task_id

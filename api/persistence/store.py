@@ -13,6 +13,11 @@ with going through aiosqlite statement by statement.
 `add()` returns only after COMMIT has returned, so an acknowledged record is durable (see
 `engine.py` for what SQLite's synchronous modes promise). A request cancelled while waiting does
 not cancel the write.
+
+Any text is storable: what a backend cannot hold (U+0000 on PostgreSQL, in text and jsonb alike;
+lone surrogates on both backends) is replaced by U+FFFD on the way in, in the rows written and in
+the values looked up alike. Otherwise one prompt holding a NUL (any client can send one) would
+fail its whole group-commit batch, the other clients' tasks included, with a 503.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
@@ -89,6 +95,32 @@ def _row_to_record(row: Row[Any]) -> TaskRecord:
     )
 
 
+_NUL: Final = "\x00"
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_REPLACEMENT: Final = "\ufffd"
+
+
+def _storable_text(text: str, *, nul: bool) -> str:
+    if text.isascii():  # the common case, and a fast check
+        return text.replace(_NUL, _REPLACEMENT) if nul and _NUL in text else text
+    text = _SURROGATE.sub(_REPLACEMENT, text)  # not encodable as UTF-8 by any driver
+    return text.replace(_NUL, _REPLACEMENT) if nul else text
+
+
+def _storable(value: Any, *, nul: bool) -> Any:
+    """`value` with every string (JSON keys included) made storable; `nul`: U+0000 too."""
+    if isinstance(value, str):
+        return _storable_text(value, nul=nul)
+    if isinstance(value, dict):
+        return {
+            (_storable_text(k, nul=nul) if isinstance(k, str) else k): _storable(v, nul=nul)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_storable(item, nul=nul) for item in value]
+    return value
+
+
 def _as_utc(value: datetime) -> datetime:
     # A filter without an offset is read as UTC, the zone every record is stored in.
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -136,6 +168,10 @@ class SqlTaskStore:
     def backend(self) -> str:
         return self._target.backend
 
+    def _storable(self, value: Any) -> Any:
+        # PostgreSQL's text and jsonb refuse U+0000; SQLite keeps it.
+        return _storable(value, nul=self._target.backend == "postgresql")
+
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
@@ -149,7 +185,8 @@ class SqlTaskStore:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Shallow: the record is frozen and only read (dataclasses.asdict would deep-copy the
         # params and the trace, measurable CPU per request).
-        queue.put_nowait(_Pending({name: getattr(record, name) for name in _FIELDS}, future))
+        row = {name: self._storable(getattr(record, name)) for name in _FIELDS}
+        queue.put_nowait(_Pending(row, future))
         # A caller cancelled here (client gone) cancels only its wait: the row is queued and
         # the writer still commits it, so what the service decided to record is recorded.
         await future
@@ -236,7 +273,7 @@ class SqlTaskStore:
     # -- reading -------------------------------------------------------------------------------
 
     async def get(self, task_id: str, *, key_id: str | None) -> TaskRecord | None:
-        stmt = select(tasks).where(tasks.c.id == task_id)
+        stmt = select(tasks).where(tasks.c.id == self._storable(task_id))
         if key_id is not None:
             stmt = stmt.where(tasks.c.key_id == key_id)
         try:
@@ -261,7 +298,7 @@ class SqlTaskStore:
             (tasks.c.status, filters.status),
         ):
             if value is not None:
-                conditions.append(column == value)
+                conditions.append(column == self._storable(value))
         if filters.since is not None:
             conditions.append(tasks.c.created_at >= _as_utc(filters.since))
         if filters.until is not None:
@@ -270,14 +307,16 @@ class SqlTaskStore:
             # Case-insensitive substring match; autoescape makes % and _ in the text literal.
             # A sequential filter over the rows the index walk yields: fine at our sizes, a
             # trigram index on PostgreSQL is the next step (see docs).
+            text = self._storable(filters.q)
             conditions.append(
                 or_(
-                    tasks.c.prompt.icontains(filters.q, autoescape=True),
-                    tasks.c.answer.icontains(filters.q, autoescape=True),
+                    tasks.c.prompt.icontains(text, autoescape=True),
+                    tasks.c.answer.icontains(text, autoescape=True),
                 )
             )
         if cursor is not None:
             after_created, after_id = decode_cursor(cursor)
+            after_id = self._storable(after_id)
             # Row-value comparison: both backends turn it into an index range on (created_at, id).
             conditions.append(
                 tuple_(tasks.c.created_at, tasks.c.id)

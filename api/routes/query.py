@@ -7,10 +7,12 @@ exists.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
+from pydantic import AfterValidator, BeforeValidator
 
 from api.config import QUERY_LIMIT_MAX
 from api.deps import Admitted, SettingsDep, StoreDep
@@ -35,11 +37,32 @@ class HistoryUnavailable(APIError):
         )
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """Times without a zone are taken as UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+# A bare number: pydantic would read it as a Unix time (`since=2024` as 33 minutes past the
+# epoch), which no caller of an API documented as ISO 8601 means.
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _iso_8601(value: object) -> object:
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an ISO 8601 time, e.g. 2024-05-01T12:00:00Z (not a number)")
+    return value
+
+
+def _in_utc(moment: datetime | None) -> datetime | None:
+    """The time in UTC; one without a zone is taken as UTC. A time that leaves the calendar once
+    converted (0001-01-01T00:00+05:00) is refused like any invalid time, not a 500."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+# ISO 8601, normalised to UTC at the boundary: the store only ever sees valid UTC times.
+QueryTime = Annotated[datetime | None, BeforeValidator(_iso_8601), AfterValidator(_in_utc)]
 
 
 @router.get(
@@ -64,9 +87,11 @@ async def query_tasks(
     strategy: Annotated[str | None, Query(max_length=64)] = None,
     status: Literal["succeeded", "failed", "cancelled"] | None = None,
     since: Annotated[
-        datetime | None, Query(description="Created at or after (ISO 8601; no zone: UTC)")
+        QueryTime, Query(description="Created at or after (ISO 8601; no zone: UTC)")
     ] = None,
-    until: Annotated[datetime | None, Query(description="Created before (ISO 8601)")] = None,
+    until: Annotated[
+        QueryTime, Query(description="Created before (ISO 8601; no zone: UTC)")
+    ] = None,
     limit: Annotated[
         int,
         Query(
@@ -85,8 +110,8 @@ async def query_tasks(
         model=model,
         strategy=strategy,
         status=status,
-        since=_utc(since),
-        until=_utc(until),
+        since=since,
+        until=until,
     )
     try:
         page = await store.query(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -195,9 +196,24 @@ def server_env(tmp_path: Path, **env: str) -> dict[str, str]:
     return base
 
 
+# What a server writes when a request hit a bug: our middleware's `api.error` line (text or JSON
+# log format), or uvicorn's when an exception escaped the app altogether.
+UNHANDLED_ERROR_LINE = re.compile(
+    r"\bapi\.error\b|unhandled error answering|Exception in ASGI application"
+)
+
+
+def unhandled_errors(output: str) -> list[str]:
+    """The lines of a server's log that report an unhandled error."""
+    return [line for line in output.splitlines() if UNHANDLED_ERROR_LINE.search(line)]
+
+
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Starts servers: `serve(env, port=..., command=[...])`; all are stopped afterwards."""
+def serve(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Server]]:
+    """Starts servers: `serve(env, port=..., command=[...])`; all are stopped afterwards.
+
+    Afterwards each server's log is scanned: an unhandled error fails the test, unless it is
+    marked `allow_internal_errors` (the same rule as for in-process apps, tests/conftest.py)."""
     servers: list[Server] = []
 
     def start(
@@ -241,6 +257,19 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in servers:
         server.stop()
+    if request.node.get_closest_marker("allow_internal_errors") is None:
+        found = [
+            f"  {server.log.name}: {line}"
+            for server in servers
+            for line in unhandled_errors(server.output())
+        ]
+        if found:
+            pytest.fail(
+                "a server logged unhandled errors; fix the bug, or mark the test "
+                "@pytest.mark.allow_internal_errors if it provokes one on purpose:\n"
+                + "\n".join(found),
+                pytrace=False,
+            )
 
 
 # --- PostgreSQL (history store tests) -----------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -87,6 +88,7 @@ def test_invalid_cursor_is_400(client: TestClient) -> None:
     _assert_shape(response.json(), "invalid_cursor")
 
 
+@pytest.mark.allow_internal_errors  # the route fails the way a bug would, on purpose
 def test_unexpected_error_is_500_with_request_id_and_no_stack_trace(make_app: MakeApp) -> None:
     async def explode() -> None:
         raise RuntimeError("secret internals at /srv/app.py line 42")

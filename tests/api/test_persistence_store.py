@@ -471,3 +471,70 @@ async def test_adds_to_an_unreachable_database_all_fail_with_a_safe_store_error(
 
     assert all(isinstance(r, StoreError) for r in results)
     assert not any("s3cret-pw" in str(r) for r in results)
+
+
+# --- text a backend cannot hold -----------------------------------------------------------------
+# PostgreSQL's text and jsonb refuse U+0000, and no driver encodes a lone surrogate as UTF-8. Any
+# client can put a NUL in a prompt, so the store keeps such text with U+FFFD in its place.
+
+UNSTORABLE = "nul \x00 and lone surrogate \ud800"
+
+
+def stored_as(store: SqlTaskStore, text: str) -> str:
+    text = text.replace("\ud800", "\ufffd")
+    return text if store.backend == "sqlite" else text.replace("\x00", "\ufffd")
+
+
+async def test_text_a_backend_cannot_hold_is_stored_with_replacement_characters(
+    store: SqlTaskStore,
+) -> None:
+    record = make_record(
+        prompt=UNSTORABLE,
+        system=UNSTORABLE,
+        model=UNSTORABLE,
+        answer=UNSTORABLE,
+        error_message=UNSTORABLE,
+        params={"stop": [UNSTORABLE]},
+        votes={UNSTORABLE: 2},
+        trace=[{"text": UNSTORABLE, UNSTORABLE: [UNSTORABLE]}],
+    )
+    await store.add(record)
+
+    kept = stored_as(store, UNSTORABLE)
+    assert await store.get(record.id, key_id="key-a") == replace(
+        record,
+        prompt=kept,
+        system=kept,
+        model=kept,
+        answer=kept,
+        error_message=kept,
+        params={"stop": [kept]},
+        votes={kept: 2},
+        trace=[{"text": kept, kept: [kept]}],
+    )
+    # ... and found again by the text the client typed.
+    page = await store.query(
+        QueryFilters(q="NUL \x00 AND", model=UNSTORABLE), key_id="key-a", limit=5, cursor=None
+    )
+    assert [item.id for item in page.items] == [record.id]
+
+
+async def test_a_row_with_a_nul_does_not_fail_its_batch_neighbours(store: SqlTaskStore) -> None:
+    records = [make_record(prompt=f"clean {i}") for i in range(8)]
+    records.insert(4, make_record(prompt="with a \x00 inside"))
+
+    await asyncio.gather(*(store.add(r) for r in records))  # one group-commit batch
+
+    for record in records:
+        assert await store.get(record.id, key_id="key-a") is not None
+
+
+async def test_lookups_by_text_a_backend_cannot_hold_find_nothing_rather_than_fail(
+    store: SqlTaskStore,
+) -> None:
+    await store.add(make_record())
+    odd = "\x00\ud800"
+
+    assert await store.get(odd, key_id=None) is None
+    filters = QueryFilters(q=odd, provider=odd, model=odd, strategy=odd)
+    assert (await store.query(filters, key_id=None, limit=5, cursor=None)).items == []
