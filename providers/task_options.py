@@ -21,6 +21,7 @@ from agent_core import LIMITS, FloatRange, IntRange
 
 __all__ = [
     "OPTION_NAMES",
+    "Bounds",
     "MaxCalls",
     "MaxTokens",
     "MaxTotalTokens",
@@ -35,6 +36,15 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """An inclusive range declared in Python, for the service's own numbers (page sizes):
+    the engine's ranges are `agent_core.LIMITS`."""
+
+    minimum: int
+    maximum: int
+
+
+@dataclass(frozen=True)
 class Within:
     """`Annotated` metadata: the value must lie in `limit` (inclusive, finite).
 
@@ -42,11 +52,13 @@ class Within:
     was crossed; the JSON schema gets `minimum` and `maximum` all the same.
     """
 
-    limit: IntRange | FloatRange
+    limit: IntRange | FloatRange | Bounds
 
     def _check(self, value: float) -> Any:
         low, high = self.limit.minimum, self.limit.maximum
-        if not (math.isfinite(value) and low <= value <= high):
+        # Python ints have no infinity (and isfinite would overflow on a huge one).
+        finite = isinstance(value, int) or math.isfinite(value)
+        if not (finite and low <= value <= high):
             raise ValueError(f"must be {describe_range(self.limit)}")
         return value
 
@@ -63,7 +75,7 @@ class Within:
         return json_schema
 
 
-def describe_range(limit: IntRange | FloatRange) -> str:
+def describe_range(limit: IntRange | FloatRange | Bounds) -> str:
     """`between 1 and 64`: how messages name a range."""
 
     def number(value: float) -> str:

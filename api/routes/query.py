@@ -20,6 +20,7 @@ from api.errors import APIError, ErrorBody
 from api.persistence import StoreError
 from api.persistence.records import QueryFilters
 from api.routes.schemas import QueryPage, TaskRecordOut
+from providers.task_options import Bounds, Within
 
 __all__ = ["router"]
 
@@ -94,11 +95,8 @@ async def query_tasks(
     ] = None,
     limit: Annotated[
         int,
-        Query(
-            ge=1,
-            le=QUERY_LIMIT_MAX,
-            description="Page size; above QUERY_MAX_LIMIT (default 100) it is capped",
-        ),
+        Within(Bounds(1, QUERY_LIMIT_MAX)),
+        Query(description="Page size; above QUERY_MAX_LIMIT (default 100) it is capped"),
     ] = 20,
     cursor: Annotated[
         str | None, Query(max_length=500, description="`next_cursor` of the previous page")

@@ -102,7 +102,31 @@ STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The answer; with `stream` (or `Accept: text/event-stream`), Server-Sent "
         "Events: task, call.started, call.finished, vote, delta, then result or error",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {
+            "text/event-stream": {
+                # One SSE event (the OpenAPI 3.2 form): its `data` is a JSON document.
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "event": {
+                            "type": "string",
+                            "enum": [
+                                "task",
+                                "call.started",
+                                "call.finished",
+                                "vote",
+                                "delta",
+                                "result",
+                                "error",
+                            ],
+                        },
+                        "data": {"type": "string", "contentMediaType": "application/json"},
+                        "id": {"type": "string"},
+                    },
+                    "required": ["event", "data"],
+                }
+            }
+        },
     }
 }
 

@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from pydantic import ValidationError
 
+from agent_core import LIMITS, IntRange
 from api.app import create_app
-from api.routes.schemas import TaskRequest
 from providers import ProvidersSettings, load_settings
 from tests.api.conftest import service_settings, write_plugins_toml
 from tests.mock_upstreams import OpenAIMock
@@ -29,45 +28,11 @@ UPSTREAM_KEY = "sk-hostile-suite-upstream"
 UPSTREAM_KEY_ENV = "RA_HOSTILE_UPSTREAM_KEY"
 RATE_LIMIT = "1000000/minute"
 
-# The widest integers the Rust engine takes (agent_core/src/engine/task.rs): `max_calls` is a
-# u32, `max_tokens` and `max_total_tokens` are u64. Beyond them pyo3 raises OverflowError.
-U32_MAX = 2**32 - 1
-U64_MAX = 2**64 - 1
-ENGINE_INT_MAX: Mapping[str, int] = {
-    "max_calls": U32_MAX,
-    "max_tokens": U64_MAX,
-    "max_total_tokens": U64_MAX,
+# The integer task options and their ranges, the engine's own (agent_core.LIMITS).
+ENGINE_INT_LIMITS: Mapping[str, IntRange] = {
+    name: getattr(LIMITS, name)
+    for name in ("samples", "rounds", "max_tokens", "max_calls", "max_total_tokens")
 }
-
-# Integers beyond ENGINE_INT_MAX pass TaskRequest today and end in a 500 internal_error
-# (OverflowError at the pyo3 boundary). The fix (bounds exported by agent_core, used by
-# TaskRequest) is the lead's, in progress: the tests expect its behaviour, 422
-# validation_error, and are strict xfails until it lands, when they turn red as a reminder to
-# drop this mark.
-PENDING_NUMERIC_BOUNDS = pytest.mark.xfail(strict=True, reason="numeric bounds: lead's fix pending")
-
-
-# TaskRequest validates in pydantic's lax mode: `"samples": true` is 1, `"trace": "yes"` is true,
-# `"max_calls": "3"` is 3, all against the documented types (the OpenAPI document says integer,
-# boolean). Strict xfails until the model is strict for its integers and booleans (the lead's
-# file; schemathesis finds it too once the numeric bounds change the generated cases).
-PENDING_STRICT_TYPES = pytest.mark.xfail(
-    strict=True, reason="lax coercion in TaskRequest: lead's file, see the suite's report"
-)
-
-
-def beyond_engine_bounds(body: object) -> list[str]:
-    """The fields of a task body the request model accepts with an integer beyond what the
-    engine takes (however the JSON spelt it: 4294967296, 4294967296.0, ...)."""
-    try:
-        request = TaskRequest.model_validate(body)
-    except ValidationError:
-        return []
-    return [
-        name
-        for name, limit in ENGINE_INT_MAX.items()
-        if (value := getattr(request, name)) is not None and value > limit
-    ]
 
 
 def mock_openai_providers(directory: Path, base_url: str) -> ProvidersSettings:

@@ -1,13 +1,14 @@
 """Property tests (hypothesis) of the task request model and of the engine's limits.
 
 - Any JSON object `TaskRequest` accepts builds an `agent_core.Task` the way `POST /task` builds
-  it (api/routes/task.py's own helpers), raising nothing but an `AgentError`; through HTTP, the
-  service answers it without a 5xx, and answers whatever it refuses with 422 validation_error.
-- The engine takes every integer up to its range (u32 `max_calls`, u64 token counts) and refuses
-  anything beyond it; a run never makes more calls than `max_calls`, and an answer that spent
-  more tokens than `max_total_tokens` says so (`budget_exhausted`).
-- Integers beyond the engine's range are refused by the request model (422): a strict xfail
-  until the lead's numeric-bounds fix lands (tests/api/hostile_support.py).
+  it (the task pipeline's `TaskSpec.resolve`), raising nothing but an `AgentError`; through
+  HTTP, the service answers it without a 5xx, and answers whatever it refuses with 422
+  validation_error.
+- The engine takes every integer of its ranges (`agent_core.LIMITS`) and refuses anything
+  beyond them with an `AgentError` (never an `OverflowError`); a run never makes more calls
+  than `max_calls`, and an answer that spent more tokens than `max_total_tokens` says so
+  (`budget_exhausted`).
+- Integers beyond the engine's ranges are refused by the request model (422).
 
 Fixed seeds (`derandomize`) and no example database: every run draws the same examples.
 """
@@ -28,14 +29,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import agent_core
-from api.errors import APIError
 from api.routes.schemas import TaskRequest
-from api.routes.task import _options, _strategy
+from api.tasks import TaskRejected, TaskSpec
 from providers import ProviderRegistry, load_registry
 from tests.api.conftest import KEY_A
 from tests.api.hostile_support import (
-    ENGINE_INT_MAX,
-    PENDING_NUMERIC_BOUNDS,
+    ENGINE_INT_LIMITS,
     error_envelope,
     hostile_app,
     mock_openai_providers,
@@ -77,24 +76,22 @@ names = st.sampled_from(["echo", "openai", "nope", "", "ECHO", "direct", "cot"])
 
 def engine_ints(name: str) -> st.SearchStrategy[int]:
     """Integers an option may hold within the engine's range, edges included."""
-    top = ENGINE_INT_MAX[name]
-    return st.integers(min_value=1, max_value=top) | st.sampled_from([1, 2, top - 1, top])
+    low, top = ENGINE_INT_LIMITS[name].minimum, ENGINE_INT_LIMITS[name].maximum
+    return st.integers(min_value=low, max_value=top) | st.sampled_from([low, top - 1, top])
 
 
 def task_bodies(*, in_engine_range: bool = True) -> st.SearchStrategy[dict[str, Any]]:
     """JSON objects shaped like task requests: well typed (so that many are accepted), or well
     typed but for one field holding any JSON at all (out-of-range numbers, NaN, the
     infinities, wrong types), or with a field the model does not know."""
-    ints = {name: engine_ints(name) for name in ENGINE_INT_MAX}
+    ints = {name: engine_ints(name) for name in ENGINE_INT_LIMITS}
     if not in_engine_range:
-        ints = {name: st.integers() for name in ENGINE_INT_MAX}
+        ints = {name: st.integers() for name in ENGINE_INT_LIMITS}
     fields: dict[str, st.SearchStrategy[Any]] = {
         "system": st.none() | st.text(max_size=30),
         "provider": st.none() | names,
         "model": st.none() | st.text(max_size=210),
         "strategy": st.none() | st.sampled_from(agent_core.strategies()) | names,
-        "samples": st.none() | st.integers(min_value=1, max_value=64),
-        "rounds": st.none() | st.integers(min_value=0, max_value=10),
         "temperature": st.none()
         | st.floats(min_value=0, max_value=2)
         | st.sampled_from([0.0, 2.0]),
@@ -127,11 +124,11 @@ def accepted(body: dict[str, Any]) -> TaskRequest | None:
 
 def beyond_range_bodies() -> st.SearchStrategy[dict[str, Any]]:
     """Valid task bodies but for one integer beyond the engine's range."""
-    return st.sampled_from(sorted(ENGINE_INT_MAX)).flatmap(
+    return st.sampled_from(sorted(ENGINE_INT_LIMITS)).flatmap(
         lambda name: st.builds(
             lambda value, strategy: {"prompt": "hello", "strategy": strategy, name: value},
-            st.integers(min_value=ENGINE_INT_MAX[name] + 1, max_value=10**40)
-            | st.sampled_from([ENGINE_INT_MAX[name] + 1, 2**64, 10**12 * 10**12]),
+            st.integers(min_value=ENGINE_INT_LIMITS[name].maximum + 1, max_value=10**40)
+            | st.sampled_from([ENGINE_INT_LIMITS[name].maximum + 1, 2**64, 10**24, -1]),
             st.sampled_from(agent_core.strategies()),
         )
     )
@@ -171,17 +168,26 @@ def test_any_accepted_request_builds_a_task_or_an_agent_error(
     if request is None:
         return
     try:
-        strategy = _strategy(request, registry)
-    except APIError as refused:  # an unknown strategy: 400 before any Task exists
-        assert refused.code == "unknown_strategy"
+        spec = TaskSpec.resolve(
+            registry,
+            prompt=request.prompt,
+            system=request.system,
+            provider=request.provider,
+            model=request.model,
+            strategy=request.strategy,
+            options=request,
+        )
+    except TaskRejected as refused:  # an unknown name: 400 before any Task exists
+        assert refused.code in {"unknown_strategy", "unknown_provider"}
         return
+    strategy = spec.strategy
     try:
         task = agent_core.Task(
-            request.prompt,
-            strategy=strategy,
-            system=request.system,
-            model=request.model,
-            **_options(request, registry),
+            spec.prompt,
+            strategy=spec.strategy,
+            system=spec.system,
+            model=spec.model,
+            **spec.options,
         )
     except agent_core.AgentError as refused:
         event(f"engine refused: {refused.code}")
@@ -222,7 +228,6 @@ def test_any_request_is_answered_without_a_server_error(
         assert code in ANSWERS_TO_ACCEPTED.get(response.status_code, set()), response.text
 
 
-@PENDING_NUMERIC_BOUNDS
 @examples(20)
 @given(body=beyond_range_bodies())
 def test_integers_beyond_the_engine_range_are_refused_by_the_request_model(
@@ -239,23 +244,25 @@ def test_integers_beyond_the_engine_range_are_refused_by_the_request_model(
 
 @examples(100)
 @given(
-    name=st.sampled_from(sorted(ENGINE_INT_MAX)),
+    name=st.sampled_from(sorted(ENGINE_INT_LIMITS)),
     offset=st.integers(min_value=0, max_value=2**16),
     strategy=st.sampled_from(agent_core.strategies()),
 )
 def test_the_engine_takes_every_integer_of_its_range_and_refuses_beyond(
     name: str, offset: int, strategy: str
 ) -> None:
-    top = ENGINE_INT_MAX[name]
-    inside = max(1, top - offset)
+    limit = ENGINE_INT_LIMITS[name]
+    inside = max(limit.minimum, limit.maximum - offset)
 
     within: dict[str, Any] = {name: inside}
-    beyond: dict[str, Any] = {name: top + 1 + offset}
+    beyond: dict[str, Any] = {name: limit.maximum + 1 + offset}
+    below: dict[str, Any] = {name: limit.minimum - 1 - offset}
 
     task = agent_core.Task("hello", strategy=strategy, temperature=0.7, **within)
     assert getattr(task, name) == inside  # never truncated nor wrapped
-    with pytest.raises((OverflowError, agent_core.AgentError)):
-        agent_core.Task("hello", strategy=strategy, temperature=0.7, **beyond)
+    for outside in (beyond, below):
+        with pytest.raises(agent_core.InvalidRequestError):  # never an OverflowError
+            agent_core.Task("hello", strategy=strategy, temperature=0.7, **outside)
 
 
 @examples(80)

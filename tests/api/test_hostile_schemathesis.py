@@ -10,18 +10,12 @@ cannot express, e.g. `invalid_cursor`), schema-violating ones refused, the key e
 
 The case counts per phase are printed in pytest's terminal summary; the suite requires at
 least MIN_CASES in total, so a change that silently stops generation turns it red.
-
-Integers beyond the engine's range (tests/api/hostile_support.py) are the one known defect,
-whose fix is pending: such a case answering 500 is set aside, counted and reported, never
-silently passed (see test_no_case_hit_the_pending_numeric_bounds_defect).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import json
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +32,7 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from tests.api.conftest import KEY_A
-from tests.api.hostile_support import PENDING_NUMERIC_BOUNDS, beyond_engine_bounds, hostile_app
+from tests.api.hostile_support import hostile_app
 from tests.conftest import ApiErrorLog
 from tests.mock_upstreams import OpenAIMock
 
@@ -72,13 +66,12 @@ CHECKS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class Stats:
-    """What the run did: cases per phase, and the cases set aside as the pending defect."""
+    """What the run did: cases per phase and statuses."""
 
     cases: collections.Counter[str] = field(default_factory=collections.Counter)
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
     linked_reads: int = 0  # stateful GET /query/{task_id} of a task the scenario created
     failed_checks: int = 0  # responses that failed a check (each also fails its test)
-    pending_numeric_bounds: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -91,12 +84,10 @@ class Stats:
     def summary(self) -> str:
         phases = ", ".join(f"{name} {count}" for name, count in sorted(self.cases.items()))
         statuses = ", ".join(f"{code}: {n}" for code, n in sorted(self.statuses.items()))
-        pending = len(self.pending_numeric_bounds)
         return (
             f"schemathesis: {self.total} cases ({phases}); seed {SEED}; "
             f"{self.failed_checks} failed checks; "
-            f"{self.server_errors - pending} unexpected server errors "
-            f"(+{pending} set aside as the pending numeric-bounds defect); "
+            f"{self.server_errors} server errors; "
             f"{self.linked_reads} linked reads of created tasks; statuses {statuses}"
         )
 
@@ -176,27 +167,6 @@ def _request_id(response: Response) -> str | None:
     return values[0] if values else None
 
 
-def _pending_defect(case: Case, response: Response, log: ApiErrorLog) -> bool:
-    """True when the case is the known numeric-bounds defect: a body with an integer beyond
-    the engine's range answered 500, the server having logged an OverflowError for it (and
-    nothing else). Anything else is reported by the checks as usual."""
-    if response.status_code != 500 or case.operation.label != "POST /task":
-        return False
-    fields = beyond_engine_bounds(case.body)
-    request_id = _request_id(response)
-    if not fields or request_id is None:
-        return False
-    records = log.accept(request_id)
-    if not records or not all(_is_overflow(record) for record in records):
-        return False
-    STATS.pending_numeric_bounds.append(f"{', '.join(fields)}: {json.dumps(case.body)[:200]}")
-    return True
-
-
-def _is_overflow(record: logging.LogRecord) -> bool:
-    return record.exc_info is not None and isinstance(record.exc_info[1], OverflowError)
-
-
 def _count(case: Case, response: Response) -> None:
     STATS.cases[str(case.meta.phase.name) if case.meta is not None else "unknown"] += 1
     STATS.statuses[response.status_code] += 1
@@ -218,8 +188,6 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def test_every_operation_examples_coverage_fuzzing(case: Case, api_error_log: ApiErrorLog) -> None:
     response = case.call()
     _count(case, response)
-    if _pending_defect(case, response, api_error_log):
-        return
     with _counting_failures():
         case.validate_response(response)
 
@@ -240,8 +208,6 @@ def test_stateful_scenarios_follow_the_links(service: Service, api_error_log: Ap
             _count(case, response)
             if case.operation.label == "GET /query/{task_id}" and response.status_code == 200:
                 STATS.linked_reads += 1
-            if _pending_defect(case, response, api_error_log):
-                return
             with _counting_failures():
                 super().validate_response(response, case, additional_checks, **kwargs)
 
@@ -263,14 +229,5 @@ def test_the_run_was_large_and_saw_every_phase() -> None:
         pytest.skip("the schemathesis tests above did not run (deselected)")
     assert STATS.total >= MIN_CASES, STATS.summary()
     assert {"examples", "coverage", "fuzzing", "stateful"} <= set(STATS.cases), STATS.summary()
-    assert STATS.server_errors == len(STATS.pending_numeric_bounds), STATS.summary()
+    assert STATS.server_errors == 0, STATS.summary()
     assert STATS.failed_checks == 0, STATS.summary()
-
-
-@PENDING_NUMERIC_BOUNDS
-def test_no_case_hit_the_pending_numeric_bounds_defect() -> None:
-    """Red (XPASS strict) once no generated case overflows the engine any more: then drop the
-    mark and the tolerance in `_pending_defect`."""
-    if not STATS.cases["stateful"]:
-        pytest.skip("the schemathesis tests above did not run (deselected)")
-    assert not STATS.pending_numeric_bounds, "\n".join(STATS.pending_numeric_bounds[:5])
