@@ -18,6 +18,8 @@ from providers.task_options import OPTION_NAMES, TaskOptions, describe_range
 
 if TYPE_CHECKING:
     from agent_core import Answer
+    from api.cli.progress import ProgressView
+    from api.tasks import Outcome, TaskPipeline, TaskSpec
 
 NAME = "ask"
 
@@ -58,6 +60,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.add_argument(
+        "-q",
+        "--quiet",
+        dest="progress",
+        action="store_false",
+        help="no progress on stderr (a live line on a terminal, plain lines otherwise)",
+    )
+    parser.add_argument(
         "--trace",
         action="store_true",
         help="show every provider call (on stderr; inside the JSON with --json)",
@@ -87,6 +96,8 @@ def bounded(limit: IntRange | FloatRange) -> Callable[[str], float]:
 
 def run(args: argparse.Namespace) -> int:
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if args.json:
+        args.progress = False  # machine output: the JSON alone
     answer = asyncio.run(_answer(args, prompt))
     if args.json:
         print(json.dumps(answer.to_dict(trace=args.trace), indent=2, ensure_ascii=False))
@@ -104,6 +115,7 @@ def task_options(args: argparse.Namespace) -> TaskOptions:
 
 
 async def _answer(args: argparse.Namespace, prompt: str) -> Answer:
+    from api.cli.progress import progress_view
     from api.tasks import TaskPipeline, TaskRejected, TaskSpec
     from providers import load_registry, load_settings
 
@@ -125,13 +137,32 @@ async def _answer(args: argparse.Namespace, prompt: str) -> Answer:
         raise error from None
     try:
         # The same pipeline as the service's, without a history to record in.
-        outcome = await TaskPipeline(registry, None).run(spec, key_id="cli")
+        pipeline = TaskPipeline(registry, None)
+        if not args.progress:
+            outcome = await pipeline.run(spec, key_id="cli")
+        else:
+            outcome = await _with_progress(pipeline, spec, progress_view(spec.strategy))
     finally:
         await registry.aclose()
     if outcome.error is not None:
         raise outcome.error
     assert outcome.answer is not None
     return outcome.answer
+
+
+async def _with_progress(pipeline: TaskPipeline, spec: TaskSpec, view: ProgressView) -> Outcome:
+    """Runs the task through the pipeline's events, showing them as they come."""
+    from api.tasks.pipeline import Finished, Progress
+
+    try:
+        async for item in pipeline.events(spec, key_id="cli"):
+            if isinstance(item, Progress):
+                view.show(item.event)
+            elif isinstance(item, Finished):
+                return item.outcome
+    finally:
+        view.close()
+    raise RuntimeError("the task ended without an outcome")
 
 
 def _print_trace(answer: Answer) -> None:
