@@ -35,6 +35,7 @@ from agent_core._agent_core import (
     normalize_answer,
     strategies,
 )
+from agent_core._streaming import StreamItem
 from agent_core.agent import Observer, ReasoningAgent
 from agent_core.events import AgentEvent, AnswerDelta, CallFinished, CallStarted, VoteTally
 
@@ -67,6 +68,7 @@ __all__ = [
     "ReasoningAgent",
     "Run",
     "Step",
+    "StreamItem",
     "Task",
     "UnavailableError",
     "Usage",

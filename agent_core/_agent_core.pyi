@@ -1,6 +1,6 @@
 """Stubs for the native module `agent_core._agent_core`, written by hand, checked by stubtest."""
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, ClassVar, Literal, Self, final
 
 from typing_extensions import disjoint_base
@@ -141,7 +141,8 @@ class Capabilities:
 
 @disjoint_base
 class Provider:
-    """Base class of every provider. Subclasses implement `async def complete`."""
+    """Base class of every provider. Subclasses implement `async def complete`; `stream`,
+    `complete_many` and `aclose` have working defaults."""
 
     name: str
     """How users and plugins.toml choose the provider; instances may set their own."""
@@ -156,6 +157,13 @@ class Provider:
 
         May return fewer (an upstream that ignores OpenAI's `n`): the driver asks for the
         missing samples with one `complete` call each."""
+    def stream(self, request: CompletionRequest) -> AsyncIterator[str | Completion]:
+        """Stream one request: text deltas (non-empty `str`s) as they arrive, then exactly one
+        `Completion` whose text is the deltas joined. Errors are the `AgentError`s of `complete`.
+
+        Optional: providers whose upstream streams override it with an async generator and
+        declare `Capabilities(streaming=True)`; the default awaits `complete` and yields its
+        text as one delta, then the completion (an async generator: it has `aclose()`)."""
     def aclose(self) -> Awaitable[None]:
         """Release the provider's clients (default: nothing to release)."""
 
@@ -175,6 +183,8 @@ class EchoProvider(Provider):
     @property
     def model(self) -> str: ...
     def complete(self, request: CompletionRequest) -> Awaitable[Completion]: ...
+    def stream(self, request: CompletionRequest) -> AsyncIterator[str | Completion]:
+        """The reply word by word, `latency` spread over the words, then the completion."""
 
 # --- errors -----------------------------------------------------------------------------------
 

@@ -141,16 +141,21 @@ class ReasoningAgent:
     async def _stream(
         self, request: CompletionRequest, call_id: int, progress: _Progress
     ) -> Completion:
-        """The final call, streamed: its text deltas are reported as they arrive."""
-        stream = getattr(self.provider, "stream", None)
-        if stream is None:  # a provider without streaming: one plain completion
-            return await self.provider.complete(request)
+        """The final call, streamed: its text deltas are reported as they arrive (a provider
+        that does not stream natively gives its whole reply as one delta)."""
+        stream = self.provider.stream(request)
         final: Completion | None = None
-        async for item in stream(request):
-            if isinstance(item, Completion):
-                final = item
-            elif item:
-                progress.delta(call_id, str(item))
+        try:
+            async for item in stream:
+                if isinstance(item, Completion):
+                    final = item
+                elif item:
+                    progress.delta(call_id, str(item))
+        finally:
+            # Closes the upstream response however the loop ends (a cancelled task included).
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
         if final is None:
             raise ProviderError(f"provider {self.provider_name!r} ended its stream without a reply")
         return final

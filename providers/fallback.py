@@ -14,12 +14,15 @@ only for failures another provider can cure:
 The request's `model` names a model of the chosen provider, so the fallbacks are asked with
 `model=None`: each uses its own configured default model. The returned `Completion` records in
 `provider` which member really served it.
+
+A stream falls through the same way, but only while no delta has been yielded: once text is on
+its way to a user, the next member's answer cannot replace it, and the error is raised.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from agent_core import (
@@ -89,8 +92,43 @@ class FallbackProvider(Provider):
             request, many, lambda completions, by: [_served_by(c, by) for c in completions]
         )
 
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[str | Completion]:
+        failures: list[tuple[str, AgentError]] = []
+        for position, provider in enumerate(self.chain):
+            name = str(provider.name)
+            asked = request if position == 0 else _without_model(request)
+            streamed = False
+            items = provider.stream(asked)
+            try:
+                async for item in items:
+                    if isinstance(item, Completion):
+                        item = _served_by(item, name)
+                    else:
+                        streamed = True
+                    yield item
+                return
+            except FALLS_THROUGH as error:
+                if streamed:
+                    raise
+                failures.append((name, error))
+                self._log_fall_through(position, error)
+            finally:
+                aclose = getattr(items, "aclose", None)  # a plugin's iterator may have none
+                if aclose is not None:
+                    await aclose()
+        raise _exhausted(failures)
+
     async def aclose(self) -> None:
         """Nothing to close: the members belong to the registry."""
+
+    def _log_fall_through(self, position: int, error: AgentError) -> None:
+        if position + 1 < len(self.chain):
+            log.warning(
+                "provider %r failed with %s; falling back to %r",
+                str(self.chain[position].name),
+                error.code,
+                str(self.chain[position + 1].name),
+            )
 
     async def _serve(
         self,
@@ -106,13 +144,7 @@ class FallbackProvider(Provider):
                 result = await call(provider, asked)
             except FALLS_THROUGH as error:
                 failures.append((name, error))
-                if position + 1 < len(self.chain):
-                    log.warning(
-                        "provider %r failed with %s; falling back to %r",
-                        name,
-                        error.code,
-                        str(self.chain[position + 1].name),
-                    )
+                self._log_fall_through(position, error)
                 continue
             return label(result, name)
         raise _exhausted(failures)

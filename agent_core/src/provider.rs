@@ -16,13 +16,53 @@ pub trait CompletionProvider {
         Capabilities::default()
     }
     fn complete(&self, request: &CompletionRequest) -> Result<Completion, Error>;
+
+    /// The answer as the text deltas a stream would deliver, and the final completion, whose
+    /// text is the deltas joined. The default is `complete` as one delta (none when empty).
+    fn stream(&self, request: &CompletionRequest) -> Result<(Vec<String>, Completion), Error> {
+        let completion = self.complete(request)?;
+        let deltas = if completion.text.is_empty() {
+            Vec::new()
+        } else {
+            vec![completion.text.clone()]
+        };
+        Ok((deltas, completion))
+    }
+}
+
+/// Splits `text` into word-sized deltas that join back to it exactly: a delta is a word with
+/// the whitespace before it (`"Hello, world!"` is `"Hello,"`, `" world!"`), as model tokens
+/// usually come.
+pub fn word_deltas(text: &str) -> Vec<String> {
+    let mut deltas = Vec::new();
+    let mut start = 0;
+    let mut after_word = false;
+    for (i, c) in text.char_indices() {
+        let space = c.is_whitespace();
+        if space && after_word {
+            deltas.push(text[start..i].to_string());
+            start = i;
+        }
+        after_word = !space;
+    }
+    if start < text.len() {
+        deltas.push(text[start..].to_string());
+    }
+    deltas
+}
+
+/// The Python helpers behind the streams of the Rust classes: an async generator is plain in
+/// Python and awkward to build from Rust.
+fn streaming_helper<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    py.import("agent_core._streaming")?.getattr(name)
 }
 
 /// Base class of every provider seen from Python.
 ///
 /// Subclasses set the class attributes `name` and `capabilities` and implement
 /// `async def complete(self, request: CompletionRequest) -> Completion`; they raise the
-/// `AgentError` subclasses for failures. `complete_many` and `aclose` have working defaults.
+/// `AgentError` subclasses for failures. `complete_many`, `stream` and `aclose` have working
+/// defaults.
 #[pyclass(module = "agent_core", subclass)]
 pub struct Provider;
 
@@ -69,6 +109,17 @@ impl Provider {
         py.import("asyncio")?
             .getattr("gather")?
             .call1(PyTuple::new(py, calls)?)
+    }
+
+    /// Streams one request: an async iterator of text deltas (non-empty `str`s) as they come,
+    /// then exactly one `Completion` whose text is the deltas joined. Providers whose upstream
+    /// streams override it with an async generator and declare `Capabilities(streaming=True)`;
+    /// the default awaits `complete` and yields its text as one delta, then the completion.
+    fn stream<'py>(
+        slf: &Bound<'py, Self>,
+        request: CompletionRequest,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        streaming_helper(slf.py(), "fallback_stream")?.call1((slf, request))
     }
 
     /// Releases the provider's clients. The default has nothing to release.
@@ -121,6 +172,13 @@ impl CompletionProvider for Echo {
         &self.name
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            streaming: true,
+            multiple_samples: false,
+        }
+    }
+
     fn complete(&self, request: &CompletionRequest) -> Result<Completion, Error> {
         request.validate()?;
         let mut text = request.last_user_message().unwrap_or_default().to_string();
@@ -156,6 +214,12 @@ impl CompletionProvider for Echo {
             provider: Some(self.name.clone()),
             note: None,
         })
+    }
+
+    /// Word by word, so a stream through `echo` looks like a model's.
+    fn stream(&self, request: &CompletionRequest) -> Result<(Vec<String>, Completion), Error> {
+        let completion = self.complete(request)?;
+        Ok((word_deltas(&completion.text), completion))
     }
 }
 
@@ -195,6 +259,12 @@ impl EchoProvider {
         &self.inner.model
     }
 
+    /// Streams natively: word by word (shadows the base class's capabilities).
+    #[classattr]
+    fn capabilities() -> Capabilities {
+        Echo::default().capabilities()
+    }
+
     fn complete<'py>(
         slf: &Bound<'py, Self>,
         request: CompletionRequest,
@@ -203,6 +273,25 @@ impl EchoProvider {
         let completion = this.inner.complete(&request)?;
         let py = slf.py();
         awaitable(py, this.latency, Bound::new(py, completion)?.into_any())
+    }
+
+    /// Yields the reply word by word, its `latency` spread over the words (so a stream can be
+    /// watched), then the completion.
+    fn stream<'py>(
+        slf: &Bound<'py, Self>,
+        request: CompletionRequest,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let this = slf.borrow();
+        let py = slf.py();
+        match this.inner.stream(&request) {
+            Ok((deltas, completion)) => {
+                streaming_helper(py, "paced_stream")?.call1((deltas, completion, this.latency))
+            }
+            // Raised on the first read, as from any async generator, not by the call.
+            Err(error) => {
+                streaming_helper(py, "failed_stream")?.call1((PyErr::from(error).into_value(py),))
+            }
+        }
     }
 }
 
@@ -246,6 +335,79 @@ mod tests {
         r.max_tokens = None;
         r.stop = vec![" three".into()];
         assert_eq!(Echo::default().complete(&r).unwrap().text, "one two");
+    }
+
+    #[test]
+    fn word_deltas_join_back_to_the_text() {
+        for text in [
+            "Hello, world!",
+            "  leading and trailing  ",
+            "one\n\ntwo\tthree",
+            "x",
+            " ",
+            "naïve café 東京 ok",
+        ] {
+            assert_eq!(word_deltas(text).concat(), text, "{text:?}");
+            assert!(word_deltas(text).iter().all(|d| !d.is_empty()));
+        }
+        assert_eq!(word_deltas("Hello, world!"), ["Hello,", " world!"]);
+        assert_eq!(word_deltas("  hi there "), ["  hi", " there", " "]);
+        assert!(word_deltas("").is_empty());
+    }
+
+    #[test]
+    fn echo_streams_word_by_word_and_the_deltas_make_the_completion() {
+        let (deltas, completion) = Echo::default()
+            .stream(&request("The answer is 4."))
+            .unwrap();
+        assert_eq!(deltas, ["The", " answer", " is", " 4."]);
+        assert_eq!(
+            completion,
+            Echo::default()
+                .complete(&request("The answer is 4."))
+                .unwrap()
+        );
+        assert!(Echo::default().capabilities().streaming);
+    }
+
+    /// A provider that implements only `complete`.
+    struct Fixed(&'static str);
+
+    impl CompletionProvider for Fixed {
+        fn name(&self) -> &str {
+            "fixed"
+        }
+        fn complete(&self, _: &CompletionRequest) -> Result<Completion, Error> {
+            Ok(Completion {
+                text: self.0.into(),
+                model: "m".into(),
+                finish_reason: FINISH_STOP.into(),
+                usage: Usage::default(),
+                provider: None,
+                note: None,
+            })
+        }
+    }
+
+    #[test]
+    fn the_default_stream_is_the_completion_as_one_delta() {
+        let (deltas, completion) = Fixed("all at once").stream(&request("x")).unwrap();
+        assert_eq!(
+            (deltas, completion.text.as_str()),
+            (vec!["all at once".to_string()], "all at once")
+        );
+        let (deltas, completion) = Fixed("").stream(&request("x")).unwrap();
+        assert!(deltas.is_empty() && completion.text.is_empty());
+        assert!(!Fixed("").capabilities().streaming);
+    }
+
+    #[test]
+    fn a_stream_fails_as_complete_does() {
+        let empty = CompletionRequest::default();
+        assert_eq!(
+            Echo::default().stream(&empty).unwrap_err().kind,
+            Echo::default().complete(&empty).unwrap_err().kind
+        );
     }
 
     #[test]

@@ -3,20 +3,29 @@
 Transport `lean` (default) speaks the wire format through one aiohttp session; transport
 `sdk` uses the official `openai.AsyncOpenAI` client, imported only when chosen. Both build the
 same request body and turn the answer into the same `Completion`s; tests hold them to it.
+Streams read `chat.completion.chunk` events into text deltas and one final `Completion`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import AsyncIterator, Iterable
+from contextlib import aclosing
 from types import ModuleType
 from typing import Any, ClassVar
 
 from agent_core import Capabilities, Completion, CompletionRequest, InvalidRequestError, Usage
 from providers.hookspecs import RegisterProvider, hookimpl
 from providers.provider_config import MultipleSamples, ProviderConfig
-from providers.transport.base import UpstreamProvider
-from providers.transport.errors import NOT_JSON, malformed_error, upstream_status
+from providers.transport.base import UpstreamProvider, WholeAnswer
+from providers.transport.errors import (
+    NOT_JSON,
+    ended_early_error,
+    error_for_stream_event,
+    malformed_error,
+    upstream_status,
+)
 
 log = logging.getLogger("providers.openai")
 
@@ -74,6 +83,67 @@ def chat_body(
 
 
 MISSING_FIELDS = "not a chat completion: fields missing or of the wrong type"
+NOT_A_CHUNK = "not a chat completion chunk: fields missing or of the wrong type"
+
+
+def stream_fields() -> dict[str, Any]:
+    """What turns a chat request into a stream; the usage comes in a last chunk, from servers
+    that know `stream_options` (the others send none: the usage is then 0/0)."""
+    return {"stream": True, "stream_options": {"include_usage": True}}
+
+
+class ChatStream:
+    """Reads a stream's `chat.completion.chunk` events (decoded JSON, from either transport)
+    into text deltas, then the final Completion."""
+
+    def __init__(self, provider: str, model: str, secrets: Iterable[str | None] = ()) -> None:
+        self.provider = provider
+        self.model = model
+        self.secrets = tuple(secrets)
+        self.parts: list[str] = []
+        self.finish_reason: str | None = None
+        self.usage = Usage()
+
+    def feed(self, chunk: Any) -> str | None:
+        """The text delta `chunk` carries (None when it carries none: the role, the finish
+        reason, the usage)."""
+        if isinstance(chunk, dict) and chunk.get("error") is not None:
+            raise error_for_stream_event(self.provider, chunk, secrets=self.secrets)
+        text = None
+        try:
+            self.model = str(chunk.get("model") or self.model)
+            usage = chunk.get("usage")
+            if usage:
+                self.usage = Usage(
+                    int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+                )
+            for choice in chunk.get("choices") or ():
+                if choice.get("index", 0) != 0:  # only one choice is asked for
+                    continue
+                delta = choice.get("delta") or {}
+                text = delta.get("content") or delta.get("refusal") or text
+                if choice.get("finish_reason"):
+                    self.finish_reason = str(choice["finish_reason"])
+        except (TypeError, AttributeError, ValueError):
+            raise malformed_error(self.provider, NOT_A_CHUNK) from None
+        if not text:
+            return None
+        text = str(text)
+        self.parts.append(text)
+        return text
+
+    def completion(self) -> Completion:
+        """The Completion of a stream that has ended; one that ended without a finish reason
+        was cut off (`unavailable`)."""
+        if self.finish_reason is None:
+            raise ended_early_error(self.provider)
+        return Completion(
+            "".join(self.parts),
+            self.model,
+            finish_reason=normalise_finish_reason(self.finish_reason),
+            usage=self.usage,
+            provider=self.provider,
+        )
 
 
 class OpenAIProvider(UpstreamProvider):
@@ -101,14 +171,16 @@ class OpenAIProvider(UpstreamProvider):
             self.DEFAULT_MULTIPLE_SAMPLES if configured is None else configured
         )
         # The driver batches a vote's samples only while this says so.
-        self.capabilities = Capabilities(multiple_samples=self.multiple_samples is not False)
+        self.capabilities = Capabilities(
+            streaming=True, multiple_samples=self.multiple_samples is not False
+        )
 
     def _single_calls_from_now_on(self, why: str) -> None:
         """`auto` learnt that this upstream does not honour `n`: one call per sample from now
         on, for this provider instance (no second failed attempt per task)."""
         if self.capabilities.multiple_samples:
             log.warning("%s: %s; asking for one sample per call from now on", self.name, why)
-            self.capabilities = Capabilities(multiple_samples=False)
+            self.capabilities = Capabilities(streaming=True, multiple_samples=False)
 
     @property
     def organization(self) -> str | None:
@@ -178,6 +250,34 @@ class OpenAIProvider(UpstreamProvider):
         if len(completions) == 1 and n > 1 and self.multiple_samples == "auto":
             self._single_calls_from_now_on(f"the upstream ignored n={n} (one choice came back)")
         return completions
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[str | Completion]:
+        """Streams one request: its text deltas as they come, then the Completion.
+
+        A server that ignores `stream_options` gives usage 0/0; one that ignores `"stream":
+        true` and answers one plain chat.completion gives its text as one delta."""
+        model = self.model_for(request.model)
+        body = chat_body(request, model, 1, self.MAX_TOKENS_FIELD)
+        for key in stream_fields():  # a request's extra options do not turn streaming off
+            body.pop(key, None)
+        chunks = ChatStream(self.name, model, self.secrets)
+        events = self.stream_events(
+            "/chat/completions",
+            {**body, **stream_fields()},
+            lambda client: client.chat.completions.create(**sdk_arguments(body), **stream_fields()),
+        )
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, WholeAnswer):
+                    completion = self.from_json(event.data, model)[0]
+                    if completion.text:
+                        yield completion.text
+                    yield completion
+                    return
+                delta = chunks.feed(event)
+                if delta:
+                    yield delta
+        yield chunks.completion()
 
     async def _complete(self, request: CompletionRequest, n: int) -> list[Completion]:
         """One call; at most `n` completions (an upstream may answer fewer choices)."""

@@ -1,22 +1,53 @@
 """What the built-in HTTP providers share: credentials from the environment, the retry
-policy, and one client per provider instance for either transport."""
+policy, one client per provider instance for either transport, and streams read from either
+as the same decoded events."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar, TypeVar
 
-from agent_core import NotConfiguredError, Provider
+import orjson
+
+from agent_core import AgentError, NotConfiguredError, Provider
 from providers.provider_config import ProviderConfig
-from providers.transport.errors import safe_url
+from providers.transport.errors import (
+    NOT_A_STREAM,
+    NOT_JSON,
+    STREAM_NOT_JSON,
+    malformed_error,
+    safe_url,
+)
 from providers.transport.lean import DEFAULT_MAX_CONNECTIONS, LeanClient
-from providers.transport.retry import RetryPolicy, call_with_retries
-from providers.transport.sdk import error_from_sdk
+from providers.transport.retry import RetryPolicy, StreamDeadline, call_with_retries
+from providers.transport.sdk import error_from_sdk, stream_error_from_sdk
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WholeAnswer:
+    """What an upstream asked to stream sent instead: one plain JSON answer (some
+    OpenAI-compatible servers ignore `"stream": true`), decoded."""
+
+    data: Any
+
+
+def streamed_as(provider: str, content_type: str | None) -> str:
+    """How to read a 2xx answer to a stream request: "json" (one plain answer) or "events".
+    Anything else but an HTML page (a proxy's) is read as server-sent events, as the SDKs
+    read it."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return "json"
+    if media == "text/html":
+        raise malformed_error(provider, NOT_A_STREAM)
+    return "events"
 
 
 class UpstreamProvider(Provider):
@@ -117,9 +148,12 @@ class UpstreamProvider(Provider):
             self.sdk_clients_created += 1
         return self._sdk_client
 
-    async def call_sdk(self, call: Callable[[Any], Awaitable[T]]) -> T:
+    async def call_sdk(
+        self, call: Callable[[Any], Awaitable[T]], *, started: float | None = None
+    ) -> T:
         """The SDK transport: `call(client)`, errors mapped, with the same retries and deadline
-        as the lean transport (the SDK's own retry loop is off: it knows no deadline)."""
+        as the lean transport (the SDK's own retry loop is off: it knows no deadline).
+        `started`: when the call's deadline began (a stream's, before it opens)."""
         client = self._client_for_this_loop()
 
         async def attempt() -> T:
@@ -135,7 +169,92 @@ class UpstreamProvider(Provider):
                     secrets=self.secrets,
                 ) from None
 
-        return await call_with_retries(attempt, self.retry_policy, provider=self.name)
+        return await call_with_retries(
+            attempt, self.retry_policy, provider=self.name, started=started
+        )
+
+    # -- streams ------------------------------------------------------------------------------
+
+    def stream_events(
+        self,
+        path: str,
+        body: dict[str, Any],
+        sdk_open: Callable[[Any], Awaitable[Any]],
+    ) -> AsyncGenerator[Any, None]:
+        """The upstream's streamed answer to `body`: each event's data, decoded JSON (the lean
+        transport parses the events at `path`; the SDK's `sdk_open(client)` stream yields
+        them as models, dumped back to their wire form), or one `WholeAnswer`.
+
+        So one reader per wire format serves both transports, as `error_for_status` does for
+        errors. Opening the stream (until its status is known) is retried like any call; after
+        that nothing is retried, and every read is held to the same deadline. The response is
+        closed when the iteration ends, however it ends (exhausted, an error, `aclose()`, a
+        cancelled consumer), so the upstream sees the connection close.
+        """
+        if self.transport == "sdk":
+            return self._sdk_stream(sdk_open)
+        return self._lean_stream(path, body)
+
+    async def _lean_stream(self, path: str, body: dict[str, Any]) -> AsyncGenerator[Any, None]:
+        lean = self._lean
+        assert lean is not None, "a lean stream is for transport = 'lean'"
+        deadline = StreamDeadline(self.retry_policy, provider=self.name)
+        response = await call_with_retries(
+            lambda: lean.open_stream(path, body),
+            self.retry_policy,
+            provider=self.name,
+            started=deadline.started,
+        )
+        try:
+            if streamed_as(self.name, response.headers.get("content-type")) == "json":
+                yield WholeAnswer(self._decode(await lean.read_body(response, deadline.wait)))
+                return
+            async with aclosing(lean.stream_data(response, deadline.wait)) as events:
+                async for data in events:
+                    yield self._decode(data, STREAM_NOT_JSON)
+        finally:
+            response.close()  # at once, no await: also right in a cancelled task
+
+    async def _sdk_stream(
+        self, sdk_open: Callable[[Any], Awaitable[Any]]
+    ) -> AsyncGenerator[Any, None]:
+        self._client_for_this_loop()  # as for `complete`, building it is not the call's time
+        deadline = StreamDeadline(self.retry_policy, provider=self.name)
+        stream = await self.call_sdk(sdk_open, started=deadline.started)
+        try:
+            if streamed_as(self.name, stream.response.headers.get("content-type")) == "json":
+                raw = await self._sdk_read(deadline.wait(stream.response.aread()))
+                yield WholeAnswer(self._decode(raw))
+                return
+            while True:
+                try:
+                    event = await self._sdk_read(deadline.wait(stream.__anext__()))
+                except StopAsyncIteration:
+                    return
+                yield event.to_dict() if hasattr(event, "to_dict") else event
+        finally:
+            await stream.close()
+
+    async def _sdk_read(self, awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except (AgentError, StopAsyncIteration):
+            raise
+        except Exception as exc:
+            raise stream_error_from_sdk(
+                self.sdk_module(),
+                exc,
+                provider=self.name,
+                base_url=self.base_url,
+                timeout=self.config.timeout,
+                secrets=self.secrets,
+            ) from None
+
+    def _decode(self, data: bytes, what: str = NOT_JSON) -> Any:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise malformed_error(self.name, what) from None
 
     async def aclose(self) -> None:
         if self._lean is not None:

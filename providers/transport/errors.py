@@ -49,6 +49,9 @@ UPSTREAM_STATUS = "upstream_status"  # attribute: the HTTP status the upstream a
 NOT_JSON = "HTTP 200 body is not JSON"
 COULD_NOT_CONNECT = "could not connect"
 CONNECTION_DROPPED = "connection dropped"
+STREAM_NOT_JSON = "a stream event is not JSON"
+NOT_A_STREAM = "HTTP 200 body is an HTML page, not an event stream"
+STREAM_ENDED_EARLY = "the stream ended before the answer did"
 
 RETRYABLE: tuple[type[AgentError], ...] = (RateLimitError, ProviderTimeoutError, UnavailableError)
 
@@ -166,6 +169,52 @@ def error_for_status(
     return error
 
 
+# The error types upstreams send in the middle of a stream (Anthropic's `event: error`,
+# OpenAI's `data: {"error": ...}`), as the HTTP status they stand for when sent before one.
+STREAM_ERROR_STATUS = {
+    "overloaded_error": 529,
+    "api_error": 500,
+    "server_error": 500,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "timeout_error": 408,
+    "timeout": 408,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "invalid_request_error": 400,
+    "not_found_error": 404,
+    "request_too_large": 413,
+}
+
+
+def error_for_stream_event(
+    provider: str, payload: Any, *, secrets: Iterable[str | None] = ()
+) -> AgentError:
+    """The agent_core error for an error event in a stream that had begun with HTTP 200.
+
+    `payload` is the event's data, `{"error": {...}}` or the inner `{...}`. The kind is the one
+    the same error type gets as an HTTP status; an unknown type is `unavailable` (the upstream
+    failed while it answered). The status is not an `upstream_status`: none was sent."""
+    error = payload.get("error", payload) if isinstance(payload, dict) else None
+    if not isinstance(error, dict):
+        error = {}
+    # OpenAI's `code` is the finer one (a 429's type is "requests" or "tokens").
+    kind = error.get("code") or error.get("type")
+    status = STREAM_ERROR_STATUS.get(str(error.get("code"))) or STREAM_ERROR_STATUS.get(
+        str(error.get("type")), 500
+    )
+    message = error.get("message")
+    cls, words = _kind_for_status(status)
+    text = f"{provider}: {words} (in the stream"
+    text += f": {kind})" if kind else ")"
+    if message:
+        message = str(message)
+        if len(message) > MAX_UPSTREAM_MESSAGE:
+            message = message[:MAX_UPSTREAM_MESSAGE] + "..."
+        text += f": {message}"
+    return cls(redact(text, secrets))
+
+
 def upstream_status(error: BaseException) -> int | None:
     """The HTTP status behind an error made by `error_for_status` (None for the others)."""
     status = getattr(error, UPSTREAM_STATUS, None)
@@ -180,6 +229,12 @@ def connection_error(provider: str, url: str, reason: str) -> UnavailableError:
     return UnavailableError(
         f"{provider}: could not reach the upstream at {safe_url(url)} ({reason})"
     )
+
+
+def ended_early_error(provider: str) -> UnavailableError:
+    """A stream whose body ended cleanly but before its answer's end (no finish reason): the
+    same as a connection dropped mid-answer."""
+    return UnavailableError(f"{provider}: {STREAM_ENDED_EARLY}")
 
 
 def malformed_error(provider: str, what: str) -> ProviderError:

@@ -3,14 +3,15 @@
 Measured against a local mock upstream, the official SDKs spend about 2-3 ms of client CPU
 per call in their own Python layers; this client spends a small fraction of that
 (bench/transport_cpu.py). It does only what a chat call needs: POST a JSON body, read the
-answer, map failures onto agent_core's error kinds with `providers.transport.errors`.
+answer (or its server-sent events), map failures onto agent_core's error kinds with
+`providers.transport.errors`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -26,6 +27,14 @@ from providers.transport.errors import (
 )
 
 DEFAULT_MAX_CONNECTIONS = 1000  # as many as the SDKs' pools allow
+
+# A stream is held to the call's deadline by its reader (`StreamDeadline`), not by the session's
+# total timeout, which would cut any stream longer than one attempt's `timeout`.
+STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None)
+STREAM_HEADERS = {"accept": "text/event-stream"}
+
+T = TypeVar("T")
+Waiter = Callable[[Awaitable[Any]], Awaitable[Any]]
 
 
 class LeanClient:
@@ -106,6 +115,84 @@ class LeanClient:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             raise malformed_error(self.provider, f"HTTP {status} body is not JSON") from None
+
+    async def open_stream(self, path: str, payload: Mapping[str, Any]) -> aiohttp.ClientResponse:
+        """POSTs `payload` and returns the response of a 2xx answer, its body unread: the
+        caller reads it (`stream_data`, `read_body`) and closes it. A failure before that
+        raises the same errors as `post_json` (the caller bounds the wait)."""
+        url = self.base_url + path
+        session = self._session_for_this_loop()
+        try:
+            response = await session.post(
+                url, data=orjson.dumps(payload), headers=STREAM_HEADERS, timeout=STREAM_TIMEOUT
+            )
+        except aiohttp.ClientConnectorError:
+            raise connection_error(self.provider, self.base_url, COULD_NOT_CONNECT) from None
+        except aiohttp.ClientError:
+            raise connection_error(self.provider, self.base_url, CONNECTION_DROPPED) from None
+        if response.status < 300:
+            return response
+        try:
+            body = await self._read(response.read())
+        finally:
+            response.close()
+        raise error_for_status(
+            self.provider, response.status, response.headers, body, secrets=self._secrets
+        )
+
+    async def read_body(self, response: aiohttp.ClientResponse, wait: Waiter) -> bytes:
+        """The whole body of an open response, each wait bounded by `wait`."""
+        body: bytes = await self._read(wait(response.read()))
+        return body
+
+    async def stream_data(
+        self, response: aiohttp.ClientResponse, wait: Waiter
+    ) -> AsyncGenerator[bytes, None]:
+        """The `data` of each server-sent event of `response`, until `data: [DONE]` or the end
+        of the body (an event cut off by the end is dropped, as the SSE spec says).
+
+        A hand-written parser rather than a dependency: chat streams use a few of the SSE rules
+        (`data:` lines joined by newlines, a blank line ends an event, other fields and `:`
+        comments ignored), this is a dozen lines, and the lean transport exists to avoid the
+        layers a general client brings. Lines end in LF or CRLF (no upstream sends a bare CR).
+        """
+        buffer = b""
+        data: list[bytes] = []
+        while True:
+            chunk: bytes = await self._read(wait(response.content.readany()))
+            if not chunk:
+                return
+            buffer += chunk
+            if b"\n" not in chunk:
+                continue
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                line = line.removesuffix(b"\r")
+                if line:
+                    field, _, value = line.partition(b":")
+                    if field == b"data":
+                        data.append(value.removeprefix(b" "))
+                    continue
+                if not data:
+                    continue
+                payload, data = b"\n".join(data), []
+                if payload.startswith(b"[DONE]"):
+                    # Read to the end of the body, so the connection goes back to the pool.
+                    while await self._read(wait(response.content.readany())):
+                        pass
+                    return
+                yield payload
+
+    async def _read(self, awaitable: Awaitable[T]) -> T:
+        """`await awaitable` (a read of a response), with failures mapped to error kinds."""
+        try:
+            return await awaitable
+        except AgentError:
+            raise
+        except TimeoutError:  # aiohttp's timeouts subclass it
+            raise timeout_error(self.provider, self.timeout) from None
+        except aiohttp.ClientError:  # disconnected, payload cut short, reset ...
+            raise connection_error(self.provider, self.base_url, CONNECTION_DROPPED) from None
 
     @property
     def session_open(self) -> bool:

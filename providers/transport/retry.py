@@ -14,6 +14,10 @@ timeout's message says how long the call really waited, over how many attempts.
 
 The first attempt runs outside tenacity: building its retry state costs more CPU than the
 whole lean call, and almost every call succeeds first time.
+
+A stream is one call too: opening it (until the status is known) is retried like any call,
+and `StreamDeadline` holds every read after that to the same deadline. Nothing is retried once
+the stream is open: its deltas may already be on their way to a user.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from agent_core import AgentError, ProviderTimeoutError
 from providers.provider_config import ProviderConfig
-from providers.transport.errors import is_retryable
+from providers.transport.errors import is_retryable, timeout_error
 
 T = TypeVar("T")
 
@@ -76,11 +80,18 @@ class RetryPolicy:
 
 
 async def call_with_retries(
-    call: Callable[[], Awaitable[T]], policy: RetryPolicy, *, provider: str
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    provider: str,
+    started: float | None = None,
 ) -> T:
     """Awaits `call()`, retrying retryable `AgentError`s as `policy` says, all within the
-    policy's deadline; the last error is raised as it is (a timeout's with the time waited)."""
-    started = time.monotonic()
+    policy's deadline; the last error is raised as it is (a timeout's with the time waited).
+
+    `started` (a `time.monotonic()`) is when the call's deadline began, if before now."""
+    if started is None:
+        started = time.monotonic()
     deadline_at = started + policy.deadline
     attempts = 1
 
@@ -153,3 +164,42 @@ async def call_with_retries(
     except AgentError as error:
         raise gave_up(error) from None
     return result  # type: ignore[no-any-return]
+
+
+class StreamDeadline:
+    """One stream's clock: its opening (`started` for `call_with_retries`) and each read after
+    it share the call's deadline, and each read waits at most `timeout` for the next bytes,
+    as each attempt of a plain call does."""
+
+    def __init__(self, policy: RetryPolicy, *, provider: str) -> None:
+        self.policy = policy
+        self.provider = provider
+        self.started = time.monotonic()
+        self.deadline_at = self.started + policy.deadline
+
+    async def wait(self, awaitable: Awaitable[T]) -> T:
+        """`await awaitable`, raising `ProviderTimeoutError` past the idle timeout or the
+        deadline. A `TimeoutError` of the transport's own passes through, for the caller to
+        map."""
+        left = self.deadline_at - time.monotonic()
+        budget = min(self.policy.timeout, left)
+        if budget <= 0:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()  # never awaited: no warning
+            raise self.expired()
+        try:
+            async with asyncio.timeout(budget) as scope:
+                return await awaitable
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            if left <= self.policy.timeout:
+                raise self.expired() from None
+            raise timeout_error(self.provider, self.policy.timeout) from None
+
+    def expired(self) -> ProviderTimeoutError:
+        waited = time.monotonic() - self.started
+        return ProviderTimeoutError(
+            f"{self.provider}: the stream did not finish within the call's deadline "
+            f"({waited:.1f} s; at most {self.policy.deadline:g} s per call)"
+        )

@@ -73,9 +73,18 @@ def test_accept_event_stream_asks_for_a_stream_too(client: TestClient) -> None:
     assert [e.event for e in parse(response.text)] == [
         "task",
         "call.started",
+        "delta",
         "call.finished",
         "result",
     ]
+
+
+def test_the_answer_streams_as_deltas_before_the_result(client: TestClient) -> None:
+    status, _, events = _stream(client, provider="echo", prompt="one two three four")
+    assert status == 200
+    deltas = [e.data["text"] for e in events if e.event == "delta"]
+    assert len(deltas) == 4 and "".join(deltas) == "one two three four"
+    assert events[-1].event == "result" and events[-1].data["answer"] == "one two three four"
 
 
 def test_bad_input_and_bad_keys_are_plain_json_errors_before_any_stream(

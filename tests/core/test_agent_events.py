@@ -109,3 +109,21 @@ async def test_a_cancelled_run_keeps_what_it_spent() -> None:
         await driving
     assert len(run.trace) == 2
     assert run.trace[0].candidate == "1" and run.trace[1].output is None
+
+
+async def test_the_final_call_streams_its_text_as_deltas() -> None:
+    from agent_core import AnswerDelta
+
+    events = await _events(EchoProvider(), Task("the answer is here", strategy="direct"))
+    deltas = [e.text for e in events if isinstance(e, AnswerDelta)]
+    assert len(deltas) == 4 and "".join(deltas) == "the answer is here"
+    # The deltas come between the call's start and its finish.
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[0] == "CallStarted" and kinds[-1] == "CallFinished"
+
+
+async def test_samples_of_a_vote_are_not_streamed() -> None:
+    from agent_core import AnswerDelta
+
+    events = await _events(EchoProvider(), Task("Final answer: 3", strategy="self_consistency"))
+    assert not any(isinstance(e, AnswerDelta) for e in events)

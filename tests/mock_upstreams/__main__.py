@@ -29,6 +29,9 @@ def main() -> None:
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument(
+        "--delta-delay", type=float, default=0.0, help="seconds before each delta of a stream"
+    )
+    parser.add_argument(
         "--max-choices", type=int, default=None, help="openai: answer at most this many choices"
     )
     parser.add_argument(
@@ -37,7 +40,13 @@ def main() -> None:
     args = parser.parse_args()
     cls = OpenAIMock if args.kind == "openai" else AnthropicMock
     # record_limit=1: a benchmark's millions of calls must not pile up in memory.
-    mock = cls(api_key=args.api_key, latency=args.latency, port=args.port, record_limit=1)
+    mock = cls(
+        api_key=args.api_key,
+        latency=args.latency,
+        port=args.port,
+        record_limit=1,
+        delta_delay=args.delta_delay,
+    )
     if isinstance(mock, OpenAIMock):
         mock.max_choices = args.max_choices
         mock.refuse_n = OpenAIMock.REFUSE_N_OPENAI if args.refuse_n else None

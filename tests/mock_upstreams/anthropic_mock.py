@@ -3,7 +3,10 @@
 Speaks the real wire format: `content` blocks, `stop_reason`, `usage.input_tokens` /
 `output_tokens`, the `{"type": "error", "error": {type, message}}` error body, 529 overloaded,
 `request-id` and the `anthropic-ratelimit-*` headers; checks `x-api-key` and
-`anthropic-version` as the real API does.
+`anthropic-version` as the real API does. With `"stream": true`, the real event sequence:
+`message_start` (with the input usage), `content_block_start`, `ping`, a `content_block_delta`
+per text delta, `content_block_stop`, `message_delta` (stop reason and output usage),
+`message_stop`; a failure mid-stream is an `error` event.
 """
 
 from __future__ import annotations
@@ -12,10 +15,22 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+import orjson
 from aiohttp import web
 
 from tests.mock_upstreams.faults import Fault
-from tests.mock_upstreams.server import MockUpstream, apply_limits, content_text, count_tokens
+from tests.mock_upstreams.server import (
+    MockUpstream,
+    apply_limits,
+    content_text,
+    count_tokens,
+    split_deltas,
+)
+
+
+def event(name: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
 
 # The error type and message Anthropic sends for each status (its documented error types).
 ANTHROPIC_ERRORS: dict[int, tuple[str, str]] = {
@@ -109,6 +124,56 @@ class AnthropicMock(MockUpstream):
 
     def missing_fields_body(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"id": "msg_mock", "type": "message", "role": "assistant"}
+
+    def stream_frames(self, body: dict[str, Any], fault: Fault | None) -> list[tuple[bytes, bool]]:
+        answer = self.answer(body, fault)  # the same text, stop reason and usage as a plain one
+        usage = answer["usage"]
+        start = {
+            **answer,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {**usage, "output_tokens": 1},  # the API reports a token or so here
+        }
+        frames = [
+            (event("message_start", {"type": "message_start", "message": start}), False),
+            (
+                event(
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": 0,
+                        "content_block": {"type": "text", "text": ""},
+                    },
+                ),
+                False,
+            ),
+            (event("ping", {"type": "ping"}), False),
+        ]
+        for piece in split_deltas(answer["content"][0]["text"]):
+            delta = {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": piece},
+            }
+            frames.append((event("content_block_delta", delta), True))
+        message_delta = {
+            "type": "message_delta",
+            "delta": {
+                "stop_reason": answer["stop_reason"],
+                "stop_sequence": answer["stop_sequence"],
+            },
+            "usage": {"output_tokens": usage["output_tokens"]},
+        }
+        frames += [
+            (event("content_block_stop", {"type": "content_block_stop", "index": 0}), False),
+            (event("message_delta", message_delta), False),
+            (event("message_stop", {"type": "message_stop"}), False),
+        ]
+        return frames
+
+    def stream_error_frame(self, status: int, message: str | None) -> bytes:
+        return event("error", self.error(status, message=message))
 
     def error(
         self, status: int, *, message: str | None = None, error_type: str | None = None

@@ -16,7 +16,9 @@ FaultKind = Literal[
     "status",  # an HTTP error with the provider's real error body
     "slow",  # wait `delay` seconds, then answer normally (client timeouts)
     "drop",  # close the connection without any response
-    "drop_mid_body",  # send the headers and half the body, then close the socket
+    "drop_mid_body",  # send the headers and half the body (a stream: half its deltas), then close
+    "drop_mid_stream",  # a stream: send `after` text deltas, then close the socket
+    "stream_error",  # a stream: send `after` text deltas, then the provider's error event
     "truncated",  # 200, content-type JSON, the body cut in half
     "non_json",  # 200, content-type JSON, the body is an HTML page
     "html",  # any status, content-type text/html (what a proxy or load balancer sends)
@@ -41,6 +43,7 @@ class Fault:
     finish_reason: str | None = None
     usage: tuple[int, int] | None = None
     model: str | None = None
+    after: int | None = None  # text deltas streamed before a mid-stream fault
 
     # -- constructors, one per behaviour ------------------------------------------------------
 
@@ -102,6 +105,22 @@ class Fault:
     @classmethod
     def drop_mid_body(cls) -> Fault:
         return cls("drop_mid_body")
+
+    @classmethod
+    def drop_mid_stream(cls, after: int = 1) -> Fault:
+        """A stream request: `after` text deltas (0: none, just the headers), then the socket is
+        closed. A plain request gets `drop_mid_body`."""
+        return cls("drop_mid_stream", after=after)
+
+    @classmethod
+    def stream_error(
+        cls, after: int = 1, status: int = 529, *, message: str | None = None
+    ) -> Fault:
+        """A stream request: `after` text deltas, then the error event the provider sends in a
+        stream (Anthropic's `event: error`, OpenAI's `data: {"error": ...}`) for the error
+        `status` names (529: overloaded), and the end of the stream. A plain request gets
+        that HTTP error instead."""
+        return cls("stream_error", after=after, status=status, message=message)
 
     @classmethod
     def truncated(cls) -> Fault:

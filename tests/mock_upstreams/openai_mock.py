@@ -1,7 +1,10 @@
 """A mock of OpenAI's Chat Completions API (`POST /v1/chat/completions`).
 
 Speaks the real wire format: `choices` (one per `n`), `usage`, the `{"error": {message, type,
-param, code}}` error body, `x-request-id` and the `x-ratelimit-*` headers.
+param, code}}` error body, `x-request-id` and the `x-ratelimit-*` headers; with `"stream":
+true`, `chat.completion.chunk` events (the role first, then the content deltas, the
+finish_reason, the usage chunk when `stream_options.include_usage` asks for it) and
+`data: [DONE]`.
 """
 
 from __future__ import annotations
@@ -10,10 +13,17 @@ import itertools
 import time
 from typing import Any, ClassVar
 
+import orjson
 from aiohttp import web
 
 from tests.mock_upstreams.faults import Fault
-from tests.mock_upstreams.server import MockUpstream, apply_limits, content_text, count_tokens
+from tests.mock_upstreams.server import (
+    MockUpstream,
+    apply_limits,
+    content_text,
+    count_tokens,
+    split_deltas,
+)
 
 # The (type, code, message) OpenAI sends for each status, from its documented error codes.
 OPENAI_ERRORS: dict[int, tuple[str, str | None, str]] = {
@@ -72,10 +82,15 @@ class OpenAIMock(MockUpstream):
         "value is supported."
     )
 
+    # Stream without the usage chunk whatever `stream_options` asks, as some compatible
+    # servers do.
+    ignores_stream_options: bool = False
+
     def reset(self) -> None:
         super().reset()
         self.max_choices = None
         self.refuse_n = None
+        self.ignores_stream_options = False
 
     def check_request(self, request: web.Request, body: Any) -> web.Response | None:
         if self.api_key is not None:
@@ -167,6 +182,50 @@ class OpenAIMock(MockUpstream):
 
     def missing_fields_body(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time())}
+
+    def stream_frames(self, body: dict[str, Any], fault: Fault | None) -> list[tuple[bytes, bool]]:
+        answer = self.answer(body, fault)  # the same text, finish reason and usage as a plain one
+        options = body.get("stream_options")
+        usage_chunk = (
+            not self.ignores_stream_options
+            and isinstance(options, dict)
+            and options.get("include_usage") is True
+        )
+        head = {
+            "id": answer["id"],
+            "object": "chat.completion.chunk",
+            "created": answer["created"],
+            "model": answer["model"],
+            "system_fingerprint": answer["system_fingerprint"],
+        }
+
+        def chunk(choices: list[dict[str, Any]], usage: Any = None) -> bytes:
+            payload = {**head, "choices": choices}
+            if usage_chunk:  # then every chunk has `usage`, null but in the last
+                payload["usage"] = usage
+            return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+        def choice(index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+        choices = answer["choices"]
+        frames = [
+            (
+                chunk([choice(c["index"], {"role": "assistant", "content": "", "refusal": None})]),
+                False,
+            )
+            for c in choices
+        ]
+        for piece in split_deltas(choices[0]["message"]["content"]):
+            frames += [(chunk([choice(c["index"], {"content": piece})]), True) for c in choices]
+        frames += [(chunk([choice(c["index"], {}, c["finish_reason"])]), False) for c in choices]
+        if usage_chunk:
+            frames.append((chunk([], answer["usage"]), False))
+        frames.append((b"data: [DONE]\n\n", False))
+        return frames
+
+    def stream_error_frame(self, status: int, message: str | None) -> bytes:
+        return b"data: " + orjson.dumps(self.error(status, message=message)) + b"\n\n"
 
     def error(
         self, status: int, *, message: str | None = None, error_type: str | None = None

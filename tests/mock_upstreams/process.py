@@ -20,16 +20,24 @@ class MockProcess:
     never outlives the parent, even if the parent is killed).
     """
 
-    def __init__(self, kind: Kind, *, api_key: str | None = None, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        kind: Kind,
+        *,
+        api_key: str | None = None,
+        latency: float = 0.0,
+        delta_delay: float = 0.0,
+    ) -> None:
         self.kind = kind
         self.api_key = api_key
         self.latency = latency
+        self.delta_delay = delta_delay
         self.base_url = ""
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self) -> Self:
         cmd = [sys.executable, "-m", "tests.mock_upstreams", self.kind]
-        cmd += ["--latency", str(self.latency)]
+        cmd += ["--latency", str(self.latency), "--delta-delay", str(self.delta_delay)]
         if self.api_key is not None:
             cmd += ["--api-key", self.api_key]
         self._proc = subprocess.Popen(

@@ -9,6 +9,7 @@ separate process instead (`tests.mock_upstreams.process`), so its CPU is not the
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -51,6 +52,12 @@ def content_text(content: Any) -> str:
     return ""
 
 
+def split_deltas(text: str) -> list[str]:
+    """A reply as a stream delivers it: word by word, each word with the whitespace before it
+    (`"Hello, world!"` -> `"Hello,"`, `" world!"`), joining back to the text exactly."""
+    return [piece for piece in re.split(r"(?<=\S)(?=\s)", text) if piece]
+
+
 def count_tokens(text: str) -> int:
     """A deterministic stand-in for a tokenizer: whitespace-separated words."""
     return len(text.split())
@@ -91,12 +98,20 @@ class MockUpstream:
         record_limit: int = 10_000,
         host: str = "127.0.0.1",
         port: int = 0,
+        delta_delay: float = 0.0,
     ) -> None:
         """`api_key`: when set, requests must carry it (else the provider's real 401).
-        `latency`: seconds every answer waits (a stand-in for model time in benchmarks)."""
+        `latency`: seconds every answer waits (a stand-in for model time in benchmarks).
+        `delta_delay`: seconds before each text delta of a streamed answer."""
         self.api_key = api_key
         self.responder = responder
         self.latency = latency
+        self.delta_delay = self._delta_delay = delta_delay
+        # Answer `"stream": true` with one plain JSON answer, as some compatible servers do.
+        self.ignores_stream = False
+        # How each streamed answer ended: "completed", "client_closed" (the client closed the
+        # connection first), "dropped" or "error_event" (a scripted fault).
+        self.stream_outcomes: deque[str] = deque(maxlen=record_limit)
         self.requests: deque[RecordedRequest] = deque(maxlen=record_limit)
         self.calls = 0
         self.waiting = 0  # requests held by `latency` or a delay right now
@@ -123,13 +138,17 @@ class MockUpstream:
         self.enqueue(fault, times=n)
 
     def reset(self) -> None:
-        """Forgets queued faults, `always`, recorded requests and the call count."""
+        """Forgets queued faults, `always`, recorded requests and streams and the call count,
+        and puts the stream settings (`delta_delay`, `ignores_stream`) back as created."""
         with self._lock:
             self._queue.clear()
             self.requests.clear()
+            self.stream_outcomes.clear()
             self.calls = 0
             self.closed_early = 0
             self.always = None
+            self.delta_delay = self._delta_delay
+            self.ignores_stream = False
 
     @property
     def pending_faults(self) -> int:
@@ -161,6 +180,15 @@ class MockUpstream:
         raise NotImplementedError
 
     def missing_fields_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stream_frames(self, body: dict[str, Any], fault: Fault | None) -> list[tuple[bytes, bool]]:
+        """The answer as server-sent events, in the provider's real sequence: (frame, whether
+        the frame carries a text delta)."""
+        raise NotImplementedError
+
+    def stream_error_frame(self, status: int, message: str | None) -> bytes:
+        """The event the provider sends when it fails in the middle of a stream."""
         raise NotImplementedError
 
     def error(
@@ -208,9 +236,12 @@ class MockUpstream:
                 return rejection
         if self.latency and not await self._wait(request, self.latency):
             return web.Response()  # the client went away: nothing to answer
+        streams = isinstance(body, dict) and body.get("stream") is True and not self.ignores_stream
         if fault is None:
+            if streams:
+                return await self._stream(request, body, None)
             return self._json(200, self.answer(body, None), self.success_headers())
-        return await self._apply(request, body, fault)
+        return await self._apply(request, body, fault, streams)
 
     async def _wait(self, request: web.Request, seconds: float) -> bool:
         """Waits `seconds` as a slow upstream would, watching the connection: False (and
@@ -226,13 +257,25 @@ class MockUpstream:
                     return False
                 await asyncio.sleep(min(left, 0.02))
             return True
+        except asyncio.CancelledError:  # the server cancels a handler whose client went away
+            self.closed_early += 1
+            raise
         finally:
             self.waiting -= 1
 
-    async def _apply(self, request: web.Request, body: Any, fault: Fault) -> web.StreamResponse:
+    async def _apply(
+        self, request: web.Request, body: Any, fault: Fault, streams: bool = False
+    ) -> web.StreamResponse:
         kind = fault.kind
         if fault.delay and not await self._wait(request, fault.delay):
             return web.Response()
+        stream_kinds = ("reply", "slow", "drop_mid_body", "drop_mid_stream", "stream_error")
+        if streams and kind in stream_kinds:
+            return await self._stream(request, body, fault)
+        if kind == "drop_mid_stream":
+            kind = "drop_mid_body"
+        if kind == "stream_error":
+            kind = "status"
         if kind in ("reply", "slow"):
             return self._json(200, self.answer(body, fault), self.success_headers())
         if kind == "status":
@@ -285,6 +328,65 @@ class MockUpstream:
             )
         raise AssertionError(f"unknown fault kind {kind!r}")
 
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], fault: Fault | None
+    ) -> web.StreamResponse:
+        """Streams the answer delta by delta (`delta_delay` before each), with the stream
+        faults: a drop or an error event after `fault.after` deltas (half of them for
+        `drop_mid_body`)."""
+        frames = self.stream_frames(body, fault)
+        cut: int | None = None
+        if fault is not None and fault.kind in ("drop_mid_body", "drop_mid_stream", "stream_error"):
+            deltas = sum(1 for _, is_delta in frames if is_delta)
+            cut = deltas // 2 if fault.after is None else fault.after
+        response = web.StreamResponse(
+            status=200,
+            headers={
+                "content-type": "text/event-stream; charset=utf-8",
+                "cache-control": "no-cache",
+                **self.success_headers(),
+            },
+        )
+        sent, cut_short, recorded = 0, False, False
+
+        def record(outcome: str) -> None:
+            # Before the end is sent: a client that has read the whole stream finds it here.
+            nonlocal recorded
+            if not recorded:
+                self.stream_outcomes.append(outcome)
+                recorded = True
+
+        try:
+            await response.prepare(request)
+            for frame, is_delta in frames:
+                if is_delta:
+                    if sent == cut:
+                        cut_short = True
+                        break
+                    if self.delta_delay:
+                        await asyncio.sleep(self.delta_delay)
+                    sent += 1
+                await response.write(frame)
+            if cut_short and fault is not None and fault.kind == "stream_error":
+                record("error_event")
+                await response.write(self.stream_error_frame(fault.status, fault.message))
+            elif cut_short:
+                record("dropped")
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            else:
+                record("completed")
+            await response.write_eof()
+        except asyncio.CancelledError:
+            # The client closed the connection and the server cancelled this handler: what a
+            # client that stops reading must cause.
+            record("client_closed")
+            raise
+        except ConnectionResetError:  # the write found the socket gone
+            record("client_closed")
+        return response
+
     @staticmethod
     def _json(
         status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
@@ -303,7 +405,11 @@ class MockUpstream:
         return app
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        # handler_cancellation: a client that closes the connection cancels its handler at
+        # once, so a stream sees the close even between two deltas.
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, backlog=1024)
         await site.start()

@@ -24,3 +24,17 @@ def test_echo_takes_its_latency_from_the_options() -> None:
 
 def test_echo_needs_no_configuration() -> None:
     assert Echo().name == "echo"
+
+
+async def test_echo_streams_word_by_word_with_its_configured_latency() -> None:
+    import time
+
+    echo = Echo(name="offline", config=ProviderConfig(type="echo", options={"latency": 0.2}))
+    assert echo.capabilities.streaming
+    started = time.perf_counter()
+    items = [item async for item in echo.stream(CompletionRequest([Message("user", "hi there")]))]
+    assert 0.19 <= time.perf_counter() - started < 0.4
+    assert items[:2] == ["hi", " there"]
+    assert items[2] == await Echo(name="offline").complete(
+        CompletionRequest([Message("user", "hi there")])
+    )
