@@ -160,14 +160,7 @@ class UpstreamProvider(Provider):
             try:
                 return await call(client)
             except Exception as exc:
-                raise error_from_sdk(
-                    self.sdk_module(),
-                    exc,
-                    provider=self.name,
-                    base_url=self.base_url,
-                    timeout=self.config.timeout,
-                    secrets=self.secrets,
-                ) from None
+                raise self._sdk_error(error_from_sdk, exc) from None
 
         return await call_with_retries(
             attempt, self.retry_policy, provider=self.name, started=started
@@ -241,14 +234,18 @@ class UpstreamProvider(Provider):
         except (AgentError, StopAsyncIteration):
             raise
         except Exception as exc:
-            raise stream_error_from_sdk(
-                self.sdk_module(),
-                exc,
-                provider=self.name,
-                base_url=self.base_url,
-                timeout=self.config.timeout,
-                secrets=self.secrets,
-            ) from None
+            raise self._sdk_error(stream_error_from_sdk, exc) from None
+
+    def _sdk_error(self, mapping: Callable[..., AgentError], exc: BaseException) -> AgentError:
+        """`exc` from the SDK as an agent_core error (`mapping`: for a call or a stream)."""
+        return mapping(
+            self.sdk_module(),
+            exc,
+            provider=self.name,
+            base_url=self.base_url,
+            timeout=self.config.timeout,
+            secrets=self.secrets,
+        )
 
     def _decode(self, data: bytes, what: str = NOT_JSON) -> Any:
         try:
