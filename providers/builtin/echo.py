@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent_core import EchoProvider
+from providers.builtin_options import EchoOptions, read_options
 from providers.hookspecs import RegisterProvider, hookimpl
 from providers.provider_config import ProviderConfig
 
@@ -17,7 +18,7 @@ class Echo(EchoProvider):
 
     def __new__(cls, *, name: str = "echo", config: ProviderConfig | None = None) -> Echo:
         config = config or ProviderConfig(type="echo")
-        latency = float(config.options.get("latency", 0.0))
+        latency = read_options(EchoOptions, config.options).latency
         return super().__new__(cls, latency=latency, model=config.model or "echo-1", name=name)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

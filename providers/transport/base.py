@@ -15,6 +15,7 @@ from typing import Any, ClassVar, TypeVar
 import orjson
 
 from agent_core import AgentError, NotConfiguredError, Provider
+from providers.builtin_options import UpstreamOptions, read_options
 from providers.provider_config import ProviderConfig
 from providers.transport.errors import (
     NOT_A_STREAM,
@@ -23,7 +24,7 @@ from providers.transport.errors import (
     malformed_error,
     safe_url,
 )
-from providers.transport.lean import DEFAULT_MAX_CONNECTIONS, LeanClient
+from providers.transport.lean import LeanClient
 from providers.transport.retry import RetryPolicy, StreamDeadline, call_with_retries
 from providers.transport.sdk import error_from_sdk, stream_error_from_sdk
 
@@ -99,7 +100,7 @@ class UpstreamProvider(Provider):
                 headers=self.lean_headers(),
                 timeout=config.timeout,
                 secrets=[self._api_key],
-                max_connections=int(config.options.get("max_connections", DEFAULT_MAX_CONNECTIONS)),
+                max_connections=read_options(UpstreamOptions, config.options).max_connections,
             )
         self._sdk_client: Any = None
         self._sdk_loop: asyncio.AbstractEventLoop | None = None

@@ -54,14 +54,16 @@ class RetryPolicy:
     def from_config(cls, config: ProviderConfig) -> RetryPolicy:
         """`max_retries`, `timeout` and `deadline` from the config; the delays from `options`
         (tests use tiny ones)."""
-        options = config.options
+        from providers.builtin_options import UpstreamOptions, read_options
+
+        options = read_options(UpstreamOptions, config.options)
         return cls(
             max_retries=config.max_retries,
             timeout=config.timeout,
             deadline=config.call_deadline,
-            initial_delay=float(options.get("retry_initial_delay", cls.initial_delay)),
-            max_delay=float(options.get("retry_max_delay", cls.max_delay)),
-            retry_after_cap=float(options.get("retry_after_cap", cls.retry_after_cap)),
+            initial_delay=options.retry_initial_delay,
+            max_delay=options.retry_max_delay,
+            retry_after_cap=options.retry_after_cap,
         )
 
     def should_retry(self, error: BaseException) -> bool:
