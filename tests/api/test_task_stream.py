@@ -184,3 +184,26 @@ def _wait_for_record(server: Server, task_id: str) -> dict[str, Any]:
             return record
         time.sleep(0.05)
     raise AssertionError(f"task {task_id} was not recorded:\n{server.output()[-4000:]}")
+
+
+def test_streams_are_counted_in_the_metrics(client: TestClient) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def samples() -> dict[str, float]:
+        text = client.get("/metrics", headers=headers()).text
+        return {
+            f"{s.name}{sorted(s.labels.items())}": s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name.startswith("reasoning_agent_stream_") and s.name.endswith("_count")
+        }
+
+    before = samples()
+    _stream(client, provider="echo")
+    after = samples()
+    first = "reasoning_agent_stream_first_event_seconds_count[('face', 'task')]"
+    done = (
+        "reasoning_agent_stream_duration_seconds_count[('face', 'task'), ('outcome', 'succeeded')]"
+    )
+    assert after[first] == before.get(first, 0) + 1
+    assert after[done] == before.get(done, 0) + 1
