@@ -28,6 +28,7 @@ __all__ = [
     "ProviderTimeoutError",
     "RateLimitError",
     "Run",
+    "Sampling",
     "Step",
     "Task",
     "UnavailableError",
@@ -262,8 +263,33 @@ class Limits:
     def max_total_tokens(self) -> IntRange: ...
     @property
     def temperature(self) -> FloatRange: ...
+    @property
+    def first_wave(self) -> IntRange: ...
+    @property
+    def wave_size(self) -> IntRange: ...
+    @property
+    def stop_confidence(self) -> FloatRange: ...
 
 LIMITS: Limits
+
+@final
+class Sampling:
+    """How a vote's samples were drawn (adaptive self-consistency)."""
+
+    @property
+    def drawn(self) -> int: ...
+    @property
+    def maximum(self) -> int: ...
+    @property
+    def waves(self) -> int:
+        """Waves sent: the latency cost (one wave is one round trip)."""
+    @property
+    def stopped(self) -> str:
+        """`max_samples`, `settled`, `confident`, `budget` or `failed`."""
+    @property
+    def posterior(self) -> float:
+        """P(the winner is the majority answer), from the votes cast."""
+    def to_dict(self) -> dict[str, Any]: ...
 
 @final
 class Task:
@@ -283,6 +309,10 @@ class Task:
         rounds: int | None = None,  # 1
         max_calls: int | None = None,
         max_total_tokens: int | None = None,
+        early_stop: bool = False,
+        first_wave: int | None = None,  # a fifth of samples, at least 3
+        wave_size: int | None = None,  # 4
+        stop_confidence: float | None = None,  # 0.94
         extra: dict[str, Any] | None = None,
     ) -> Task: ...
     @property
@@ -307,6 +337,16 @@ class Task:
     def max_calls(self) -> int | None: ...
     @property
     def max_total_tokens(self) -> int | None: ...
+    @property
+    def early_stop(self) -> bool:
+        """self_consistency: stop sampling once the vote is settled (`samples` is the most)."""
+    @property
+    def first_wave(self) -> int: ...
+    @property
+    def wave_size(self) -> int: ...
+    @property
+    def stop_confidence(self) -> float:
+        """The posterior P(leader is the majority answer) at which sampling stops."""
     @property
     def extra(self) -> dict[str, Any]: ...
 
@@ -363,6 +403,9 @@ class Answer:
     def provider(self) -> str | None: ...
     @property
     def budget_exhausted(self) -> bool: ...
+    @property
+    def sampling(self) -> Sampling | None:
+        """Voting strategies: samples drawn, waves, why sampling stopped, the posterior."""
     def to_dict(self, *, trace: bool = True) -> dict[str, Any]: ...
 
 @final

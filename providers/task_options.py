@@ -96,6 +96,12 @@ MaxTotalTokens = Annotated[int, Within(LIMITS.max_total_tokens)]
 """Budget: prompt and completion tokens for the whole task."""
 Temperature = Annotated[float, Within(LIMITS.temperature)]
 """Sampling temperature."""
+FirstWave = Annotated[int, Within(LIMITS.first_wave)]
+"""Adaptive self-consistency: samples in the first wave."""
+WaveSize = Annotated[int, Within(LIMITS.wave_size)]
+"""Adaptive self-consistency: the most samples in a later wave."""
+StopConfidence = Annotated[float, Within(LIMITS.stop_confidence)]
+"""Adaptive self-consistency: the posterior at which a vote is decided."""
 
 
 class TaskOptions(BaseModel):
@@ -110,6 +116,23 @@ class TaskOptions(BaseModel):
     max_calls: MaxCalls | None = Field(default=None, description="budget: provider calls")
     max_total_tokens: MaxTotalTokens | None = Field(
         default=None, description="budget: prompt and completion tokens for the whole task"
+    )
+    early_stop: bool | None = Field(
+        default=None,
+        description=(
+            "self_consistency: stop drawing samples once the vote is decided (`samples` is "
+            "then the most drawn)"
+        ),
+    )
+    stop_confidence: StopConfidence | None = Field(
+        default=None,
+        description="with early_stop: the probability that the winner stands at which to stop",
+    )
+    first_wave: FirstWave | None = Field(
+        default=None, description="with early_stop: samples in the first wave"
+    )
+    wave_size: WaveSize | None = Field(
+        default=None, description="with early_stop: the most samples in a later wave"
     )
 
     def given(self) -> dict[str, Any]:

@@ -29,6 +29,7 @@ fn _agent_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Task>()?;
     m.add_class::<engine::Step>()?;
     m.add_class::<engine::Answer>()?;
+    m.add_class::<engine::Sampling>()?;
     m.add_class::<bindings::PendingCall>()?;
     m.add_class::<bindings::PyRun>()?;
     m.add_class::<provider::Provider>()?;

@@ -39,6 +39,11 @@ pub const MAX_TOKENS: IntRange = IntRange::new(1, 1_000_000);
 pub const MAX_CALLS: IntRange = IntRange::new(1, 10_000);
 /// Budget: prompt plus completion tokens for a whole task.
 pub const MAX_TOTAL_TOKENS: IntRange = IntRange::new(1, 1_000_000_000);
+/// Adaptive self-consistency: samples in the first wave, and in each later wave.
+pub const FIRST_WAVE: IntRange = IntRange::new(1, 64);
+pub const WAVE_SIZE: IntRange = IntRange::new(1, 64);
+/// Adaptive self-consistency: the posterior at which a vote is decided.
+pub const STOP_CONFIDENCE: FloatRange = FloatRange::new(0.5, 1.0);
 /// Sampling temperature, as the OpenAI and Anthropic APIs bound it.
 pub const TEMPERATURE: FloatRange = FloatRange::new(0.0, 2.0);
 
@@ -182,6 +187,18 @@ impl Limits {
     #[getter]
     fn temperature(&self) -> FloatRange {
         TEMPERATURE
+    }
+    #[getter]
+    fn first_wave(&self) -> IntRange {
+        FIRST_WAVE
+    }
+    #[getter]
+    fn wave_size(&self) -> IntRange {
+        WAVE_SIZE
+    }
+    #[getter]
+    fn stop_confidence(&self) -> FloatRange {
+        STOP_CONFIDENCE
     }
 
     fn __repr__(&self) -> String {

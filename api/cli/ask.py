@@ -58,6 +58,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=bounded(LIMITS.max_total_tokens),
         help="budget: tokens for the whole task",
     )
+    parser.add_argument(
+        "--early-stop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="self_consistency: stop sampling once the vote is decided (samples = the most)",
+    )
+    parser.add_argument(
+        "--stop-confidence",
+        type=bounded(LIMITS.stop_confidence),
+        help="with --early-stop: the probability that the winner stands at which to stop",
+    )
+    parser.add_argument(
+        "--first-wave", type=bounded(LIMITS.first_wave), help="with --early-stop: first wave"
+    )
+    parser.add_argument(
+        "--wave-size", type=bounded(LIMITS.wave_size), help="with --early-stop: later waves"
+    )
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.add_argument(
         "-q",

@@ -2,7 +2,8 @@
 otherwise (logs, pipes, CI), from the task pipeline's events.
 
 The live line shows calls done of planned, the running vote with the leader's share, and the
-time spent; the plain form prints one line per finished call and per vote change. stdout
+time spent; the plain form prints one line per finished call and per vote change (for tasks of
+more than one call). stdout
 keeps only the answer, so `ask ... > answer.txt` and `--json` are unchanged.
 """
 
@@ -79,6 +80,8 @@ class PlainProgress:
 
     def show(self, event: AgentEvent) -> None:
         self.state.update(event)
+        if self.state.planned <= 1:
+            return  # one call: its answer is the output, a progress line would only repeat it
         if isinstance(event, CallFinished):
             step = event.step
             if step.error:

@@ -72,6 +72,18 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+class SamplingOut(BaseModel):
+    """How a vote's samples were drawn (self_consistency)."""
+
+    drawn: int = Field(description="Samples drawn, failed ones included")
+    maximum: int = Field(description="The most that could be drawn (`samples`)")
+    waves: int = Field(description="Waves sent: the latency cost, one round trip each")
+    stopped: Literal["max_samples", "settled", "confident", "budget", "failed"]
+    posterior: float = Field(
+        description="Probability that the winner would stand had every sample been drawn"
+    )
+
+
 class TaskResponse(BaseModel):
     """A task's answer. It is in the history (GET /query/{id}) before this response is sent."""
 
@@ -88,6 +100,9 @@ class TaskResponse(BaseModel):
     calls: int = Field(description="Provider calls made")
     latency_ms: float
     budget_exhausted: bool = Field(description="The budget stopped the strategy early")
+    sampling: SamplingOut | None = Field(
+        default=None, description="Voting strategies: how many samples, why sampling stopped"
+    )
     steps: list[dict[str, Any]] | None = Field(
         default=None, description="Every provider call, when `trace` was requested"
     )

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::engine::sampling::Sampling;
 use crate::types::{py_bool, py_opt, Usage};
 
 /// One provider call in a task's trace.
@@ -90,6 +91,10 @@ pub struct Answer {
     /// True when the budget stopped the strategy early and this is its best answer so far.
     #[pyo3(get)]
     pub budget_exhausted: bool,
+    /// Voting strategies: how many samples were drawn, in how many waves, why sampling
+    /// stopped, and the posterior that the winner is the majority answer.
+    #[pyo3(get)]
+    pub sampling: Option<Sampling>,
 }
 
 #[pymethods]
@@ -120,6 +125,8 @@ impl Answer {
         d.set_item("model", &self.model)?;
         d.set_item("provider", &self.provider)?;
         d.set_item("budget_exhausted", self.budget_exhausted)?;
+        let sampling = self.sampling.as_ref().map(|s| s.to_dict(py)).transpose()?;
+        d.set_item("sampling", sampling)?;
         if trace {
             let steps = self
                 .steps

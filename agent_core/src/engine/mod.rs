@@ -7,11 +7,13 @@
 pub mod answer;
 pub mod extract;
 pub mod run;
+pub mod sampling;
 pub mod strategies;
 pub mod task;
 
 pub use answer::{Answer, Step};
 pub use run::{drive, CallSpec, Poll, Run};
+pub use sampling::Sampling;
 pub use task::{StrategyKind, Task};
 
 #[cfg(test)]

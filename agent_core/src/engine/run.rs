@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use crate::engine::answer::{Answer, Step};
 use crate::engine::extract::normalize;
+use crate::engine::sampling::StopReason;
 use crate::engine::strategies::{self, Final, Planned, Returned, Strategy, Transition};
 use crate::engine::task::Task;
 use crate::error::{Error, ErrorKind};
@@ -345,7 +346,12 @@ impl Run {
 
     fn answer(&self, best: Final, budget_exhausted: bool) -> Answer {
         let source = &self.steps[best.step];
+        let mut sampling = best.sampling;
+        if let (Some(sampling), true) = (sampling.as_mut(), budget_exhausted) {
+            sampling.stopped = StopReason::Budget.name();
+        }
         Answer {
+            sampling,
             text: best.text,
             strategy: self.task.strategy.name(),
             confidence: best.confidence,
@@ -426,6 +432,7 @@ mod tests {
                     confidence: None,
                     votes: None,
                     step: 1,
+                    sampling: None,
                 }))
             }
         }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::engine::extract::{extract_answer, normalize};
+use crate::engine::sampling::{decided, next_wave, winner_stands, Sampling, StopReason};
 use crate::engine::task::{StrategyKind, Task, DEFAULT_SAMPLE_TEMPERATURE};
 use crate::error::{Error, ErrorKind};
 use crate::types::{Completion, Message};
@@ -45,6 +46,8 @@ pub struct Final {
     pub votes: Option<BTreeMap<String, u32>>,
     /// The trace step whose call produced the answer.
     pub step: usize,
+    /// How a vote's samples were drawn (voting strategies).
+    pub sampling: Option<Sampling>,
 }
 
 pub enum Transition {
@@ -145,6 +148,7 @@ impl Strategy for Single {
                     confidence: None,
                     votes: None,
                     step: returned.step,
+                    sampling: None,
                 }))
             }
             Err(error) => Transition::Finish(Err(error.clone())),
@@ -177,54 +181,46 @@ fn no_results() -> Error {
 
 // --- self-consistency ---------------------------------------------------------------------
 
-/// `self_consistency`: n step-by-step samples at once, majority vote over normalised answers.
+/// `self_consistency`: step-by-step samples, majority vote over normalised answers. With
+/// `early_stop`, samples go out in waves and sampling stops once the vote is settled
+/// (`crate::engine::sampling`); `samples` is then the maximum.
 struct SelfConsistency {
     samples: u32,
+    first_wave: u32,
+    wave_size: u32,
+    early_stop: bool,
+    stop_confidence: f64,
     system: String,
     prompt: String,
     temperature: f64,
     /// (normalised answer, raw answer, step) per successful sample, in sample order.
     ballots: Vec<(String, String, usize)>,
+    drawn: u32,
+    waves: u32,
+    stopped: StopReason,
 }
 
 impl SelfConsistency {
     fn new(task: &Task) -> Self {
         Self {
             samples: task.samples,
+            first_wave: task.first_wave(),
+            wave_size: task.wave_size(),
+            early_stop: task.early_stop,
+            stop_confidence: task.stop_confidence,
             system: cot_system(task),
             prompt: task.prompt.clone(),
             temperature: task.temperature.unwrap_or(DEFAULT_SAMPLE_TEMPERATURE),
             ballots: Vec::new(),
+            drawn: 0,
+            waves: 0,
+            stopped: StopReason::MaxSamples,
         }
     }
 
-    /// Majority vote; a tie goes to the answer that appeared first in sample order.
-    fn tally(&self) -> Option<Final> {
-        let mut votes: BTreeMap<String, u32> = BTreeMap::new();
-        for (key, _, _) in &self.ballots {
-            *votes.entry(key.clone()).or_default() += 1;
-        }
-        let mut winner: Option<(&str, u32)> = None;
-        for (key, _, _) in &self.ballots {
-            let count = votes[key];
-            if winner.is_none_or(|(_, best)| count > best) {
-                winner = Some((key, count));
-            }
-        }
-        let (key, count) = winner?;
-        let (_, raw, step) = self.ballots.iter().find(|(k, _, _)| k == key)?;
-        Some(Final {
-            text: raw.clone(),
-            confidence: Some(f64::from(count) / self.ballots.len() as f64),
-            votes: Some(votes),
-            step: *step,
-        })
-    }
-}
-
-impl Strategy for SelfConsistency {
-    fn start(&mut self) -> Vec<Planned> {
-        (1..=self.samples)
+    /// The next `size` samples, numbered on from the last.
+    fn wave(&self, size: u32) -> Vec<Planned> {
+        (self.drawn + 1..=self.drawn + size)
             .map(|i| Planned {
                 purpose: format!("sample {i}"),
                 messages: base_messages(Some(&self.system), self.prompt.clone()),
@@ -234,9 +230,97 @@ impl Strategy for SelfConsistency {
             .collect()
     }
 
+    fn counts(&self) -> BTreeMap<String, u32> {
+        let mut votes: BTreeMap<String, u32> = BTreeMap::new();
+        for (key, _, _) in &self.ballots {
+            *votes.entry(key.clone()).or_default() += 1;
+        }
+        votes
+    }
+
+    /// The leader's and the runner-up's votes.
+    fn top_two(votes: &BTreeMap<String, u32>) -> (u32, u32) {
+        let mut counts: Vec<u32> = votes.values().copied().collect();
+        counts.sort_unstable_by(|a, b| b.cmp(a));
+        (
+            counts.first().copied().unwrap_or(0),
+            counts.get(1).copied().unwrap_or(0),
+        )
+    }
+
+    /// Majority vote; a tie goes to the answer that appeared first in sample order.
+    fn tally(&self) -> Option<Final> {
+        let votes = self.counts();
+        let mut winner: Option<(&str, u32)> = None;
+        for (key, _, _) in &self.ballots {
+            let count = votes[key];
+            if winner.is_none_or(|(_, best)| count > best) {
+                winner = Some((key, count));
+            }
+        }
+        let (key, count) = winner?;
+        let (_, raw, step) = self.ballots.iter().find(|(k, _, _)| k == key)?;
+        let (leader, runner_up) = Self::top_two(&votes);
+        Some(Final {
+            text: raw.clone(),
+            confidence: Some(f64::from(count) / self.ballots.len() as f64),
+            votes: Some(votes),
+            step: *step,
+            sampling: Some(Sampling {
+                drawn: self.drawn,
+                maximum: self.samples,
+                waves: self.waves,
+                stopped: self.stopped.name(),
+                posterior: winner_stands(leader, runner_up, self.samples - self.drawn),
+            }),
+        })
+    }
+
+    /// After a wave: why sampling stops now, or `None` to draw another wave.
+    fn stop_after_wave(&self, wave_voted: bool) -> Option<StopReason> {
+        let remaining = self.samples - self.drawn;
+        if remaining == 0 {
+            return Some(StopReason::MaxSamples);
+        }
+        if !wave_voted {
+            return Some(StopReason::Failed);
+        }
+        if !self.early_stop {
+            return None;
+        }
+        let (leader, runner_up) = Self::top_two(&self.counts());
+        decided(leader, runner_up, remaining, self.stop_confidence)
+    }
+
+    fn next_wave_size(&self) -> u32 {
+        let (leader, runner_up) = Self::top_two(&self.counts());
+        let remaining = self.samples - self.drawn;
+        next_wave(
+            leader,
+            runner_up,
+            remaining,
+            self.stop_confidence,
+            self.wave_size,
+        )
+    }
+}
+
+impl Strategy for SelfConsistency {
+    fn start(&mut self) -> Vec<Planned> {
+        let size = if self.early_stop {
+            self.first_wave.min(self.samples)
+        } else {
+            self.samples
+        };
+        self.wave(size)
+    }
+
     fn on_results(&mut self, results: &mut [Returned]) -> Transition {
-        let sent = results.len();
+        let sent = results.len() as u32;
+        self.drawn += sent;
+        self.waves += 1;
         let mut first_error: Option<&Error> = None;
+        let mut voted = false;
         for returned in results.iter_mut() {
             match &returned.result {
                 Ok(completion) => {
@@ -244,21 +328,32 @@ impl Strategy for SelfConsistency {
                     self.ballots
                         .push((normalize(&raw), raw.clone(), returned.step));
                     returned.candidate = Some(raw);
+                    voted = true;
                 }
                 Err(error) => {
                     first_error.get_or_insert(error);
                 }
             }
         }
-        // A failed sample is a missing vote; only when every sample failed does the task fail,
-        // with the first sample's error so its kind (and retry-after) reaches the caller.
-        match (self.tally(), first_error) {
-            (Some(answer), _) => Transition::Finish(Ok(answer)),
-            (None, Some(error)) => Transition::Finish(Err(Error {
-                message: format!("all {sent} samples failed; the first: {}", error.message),
-                ..error.clone()
-            })),
-            (None, None) => Transition::Finish(Err(no_results())),
+        match self.stop_after_wave(voted) {
+            None => Transition::Calls(self.wave(self.next_wave_size())),
+            Some(reason) => {
+                self.stopped = reason;
+                // A failed sample is a missing vote; only when no sample voted does the task
+                // fail, with the first sample's error so its kind (and retry-after) reaches
+                // the caller.
+                match (self.tally(), first_error) {
+                    (Some(answer), _) => Transition::Finish(Ok(answer)),
+                    (None, Some(error)) => Transition::Finish(Err(Error {
+                        message: format!(
+                            "all {} samples failed; the first: {}",
+                            self.drawn, error.message
+                        ),
+                        ..error.clone()
+                    })),
+                    (None, None) => Transition::Finish(Err(no_results())),
+                }
+            }
         }
     }
 
@@ -414,6 +509,7 @@ impl Strategy for Refine {
             confidence: None,
             votes: None,
             step: *step,
+            sampling: None,
         })
     }
 

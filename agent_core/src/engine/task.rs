@@ -72,6 +72,11 @@ pub const DEFAULT_SAMPLES: u32 = 5;
 pub const DEFAULT_ROUNDS: u32 = 1;
 /// Self-consistency needs diverse samples: used when the task sets no temperature.
 pub const DEFAULT_SAMPLE_TEMPERATURE: f64 = 0.7;
+/// Adaptive self-consistency: the largest later wave, and the posterior at which a vote counts
+/// as decided (chosen with bench/adaptive_bench.py; see bench/results/adaptive_sc.json). The
+/// first wave defaults to a fifth of `samples`, at least 3 (`sampling::default_first_wave`).
+pub const DEFAULT_WAVE_SIZE: u32 = 4;
+pub const DEFAULT_STOP_CONFIDENCE: f64 = 0.94;
 
 /// One reasoning task.
 #[pyclass(module = "agent_core", frozen, from_py_object)]
@@ -102,6 +107,18 @@ pub struct Task {
     /// Budget: at most this many tokens (prompt + completion) for the whole task.
     #[pyo3(get)]
     pub max_total_tokens: Option<u64>,
+    /// Self-consistency: stop sampling once the vote is settled (`samples` is the maximum).
+    #[pyo3(get)]
+    pub early_stop: bool,
+    /// Self-consistency with `early_stop`: samples in the first wave (default: a fifth of
+    /// `samples`, at least 3).
+    pub first_wave: Option<u32>,
+    /// Self-consistency with `early_stop`: the most samples in a later wave (default 4).
+    pub wave_size: Option<u32>,
+    /// Self-consistency with `early_stop`: the posterior P(leader is the majority answer) at
+    /// which sampling stops.
+    #[pyo3(get)]
+    pub stop_confidence: f64,
     pub extra: Extra,
 }
 
@@ -120,8 +137,23 @@ impl Task {
             rounds: DEFAULT_ROUNDS,
             max_calls: None,
             max_total_tokens: None,
+            early_stop: false,
+            first_wave: None,
+            wave_size: None,
+            stop_confidence: DEFAULT_STOP_CONFIDENCE,
             extra: Extra::new(),
         }
+    }
+
+    /// The first wave's size, the default applied.
+    pub fn first_wave(&self) -> u32 {
+        self.first_wave
+            .unwrap_or_else(|| crate::engine::sampling::default_first_wave(self.samples))
+    }
+
+    /// Later waves' size, the default applied.
+    pub fn wave_size(&self) -> u32 {
+        self.wave_size.unwrap_or(DEFAULT_WAVE_SIZE)
     }
 
     /// Checks every parameter against `crate::limits`; the engine runs only valid tasks.
@@ -148,6 +180,13 @@ impl Task {
         if let Some(v) = self.max_total_tokens {
             limits::MAX_TOTAL_TOKENS.check("max_total_tokens", v)?;
         }
+        if let Some(v) = self.first_wave {
+            limits::FIRST_WAVE.check("first_wave", u64::from(v))?;
+        }
+        if let Some(v) = self.wave_size {
+            limits::WAVE_SIZE.check("wave_size", u64::from(v))?;
+        }
+        limits::STOP_CONFIDENCE.check("stop_confidence", self.stop_confidence)?;
         Ok(())
     }
 }
@@ -168,6 +207,10 @@ impl Task {
         rounds = None,
         max_calls = None,
         max_total_tokens = None,
+        early_stop = false,
+        first_wave = None,
+        wave_size = None,
+        stop_confidence = None,
         extra = None,
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -183,6 +226,10 @@ impl Task {
         rounds: Option<&Bound<'_, PyAny>>,
         max_calls: Option<&Bound<'_, PyAny>>,
         max_total_tokens: Option<&Bound<'_, PyAny>>,
+        early_stop: bool,
+        first_wave: Option<&Bound<'_, PyAny>>,
+        wave_size: Option<&Bound<'_, PyAny>>,
+        stop_confidence: Option<f64>,
         extra: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         // Integers are range-checked as Python ints first: a huge value is an
@@ -204,6 +251,14 @@ impl Task {
             max_calls: max_calls.map(|v| v as u32),
             max_total_tokens: limits::MAX_TOTAL_TOKENS
                 .extract_opt("max_total_tokens", max_total_tokens)?,
+            early_stop,
+            first_wave: limits::FIRST_WAVE
+                .extract_opt("first_wave", first_wave)?
+                .map(|v| v as u32),
+            wave_size: limits::WAVE_SIZE
+                .extract_opt("wave_size", wave_size)?
+                .map(|v| v as u32),
+            stop_confidence: stop_confidence.unwrap_or(DEFAULT_STOP_CONFIDENCE),
             extra: extra_from_py(extra)?,
         };
         task.validate()?;
@@ -213,6 +268,16 @@ impl Task {
     #[getter(strategy)]
     fn py_strategy(&self) -> &'static str {
         self.strategy.name()
+    }
+
+    #[getter(first_wave)]
+    fn py_first_wave(&self) -> u32 {
+        self.first_wave()
+    }
+
+    #[getter(wave_size)]
+    fn py_wave_size(&self) -> u32 {
+        self.wave_size()
     }
 
     #[getter(extra)]

@@ -588,3 +588,86 @@ fn strategies_say_how_many_calls_they_plan_and_which_is_final() {
     assert_eq!(run.step(1).unwrap().candidate, None); // a critique is no answer
     assert_eq!(run.step(2).unwrap().candidate.as_deref(), Some("better"));
 }
+
+fn adaptive(samples: u32) -> Task {
+    Task {
+        samples,
+        early_stop: true,
+        ..task(StrategyKind::SelfConsistency)
+    }
+}
+
+#[test]
+fn adaptive_sampling_stops_once_the_vote_is_decided() {
+    // Everyone agrees: a first wave of 3, then the fewest samples that decide it.
+    let provider = Scripted::ok(&["Final answer: 7"; 16]);
+    let answer = drive(adaptive(16), &provider).unwrap();
+    let sampling = answer.sampling.clone().unwrap();
+    assert_eq!(answer.votes.as_ref().unwrap()["7"], sampling.drawn);
+    assert!(sampling.drawn < 16, "{sampling:?}");
+    assert_eq!(sampling.stopped, "confident");
+    assert!(sampling.posterior >= task::DEFAULT_STOP_CONFIDENCE);
+    assert_eq!(answer.calls, sampling.drawn);
+    assert_eq!(provider.seen.borrow().len() as u32, sampling.drawn);
+}
+
+#[test]
+fn a_split_vote_draws_every_sample_and_says_so() {
+    let replies: Vec<&str> = (0..8)
+        .map(|i| {
+            if i % 2 == 0 {
+                "Final answer: 1"
+            } else {
+                "Final answer: 2"
+            }
+        })
+        .collect();
+    let answer = drive(adaptive(8), &Scripted::ok(&replies)).unwrap();
+    let sampling = answer.sampling.unwrap();
+    assert_eq!((sampling.drawn, sampling.maximum), (8, 8));
+    assert_eq!(sampling.stopped, "max_samples");
+    assert!(sampling.waves > 1);
+}
+
+#[test]
+fn the_deterministic_rule_stops_when_the_rest_cannot_catch_up() {
+    // With early_stop off every sample goes out at once, in one wave.
+    let fixed = drive(
+        Task {
+            samples: 5,
+            ..task(StrategyKind::SelfConsistency)
+        },
+        &Scripted::ok(&["Final answer: 4"; 5]),
+    )
+    .unwrap();
+    let sampling = fixed.sampling.unwrap();
+    assert_eq!((sampling.drawn, sampling.waves), (5, 1));
+    assert_eq!(sampling.stopped, "max_samples");
+    // A first wave of 4 that agrees, out of 6: the two left cannot catch up (4 > 0 + 2).
+    let early = drive(
+        Task {
+            first_wave: Some(4),
+            ..adaptive(6)
+        },
+        &Scripted::ok(&["Final answer: 4"; 6]),
+    )
+    .unwrap();
+    let sampling = early.sampling.unwrap();
+    assert_eq!((sampling.drawn, sampling.stopped), (4, "settled"));
+}
+
+#[test]
+fn a_budget_that_ends_sampling_is_named() {
+    let answer = drive(
+        Task {
+            max_calls: Some(3),
+            first_wave: Some(3),
+            stop_confidence: 1.0,
+            ..adaptive(10)
+        },
+        &Scripted::ok(&["Final answer: 1", "Final answer: 2", "Final answer: 1"]),
+    )
+    .unwrap();
+    assert!(answer.budget_exhausted);
+    assert_eq!(answer.sampling.unwrap().stopped, "budget");
+}
