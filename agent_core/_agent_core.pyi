@@ -15,6 +15,7 @@ __all__ = [
     "Capabilities",
     "Completion",
     "CompletionRequest",
+    "DeadlineExceededError",
     "EchoProvider",
     "FloatRange",
     "IntRange",
@@ -217,6 +218,7 @@ class RateLimitError(AgentError): ...
 class ProviderTimeoutError(AgentError): ...
 class UnavailableError(AgentError): ...
 class BudgetExceededError(AgentError): ...
+class DeadlineExceededError(AgentError): ...
 class NotConfiguredError(AgentError): ...
 class ProviderError(AgentError): ...
 
@@ -264,6 +266,8 @@ class Limits:
     @property
     def temperature(self) -> FloatRange: ...
     @property
+    def deadline_ms(self) -> IntRange: ...
+    @property
     def first_wave(self) -> IntRange: ...
     @property
     def wave_size(self) -> IntRange: ...
@@ -285,7 +289,7 @@ class Sampling:
         """Waves sent: the latency cost (one wave is one round trip)."""
     @property
     def stopped(self) -> str:
-        """`max_samples`, `settled`, `confident`, `budget` or `failed`."""
+        """`max_samples`, `settled`, `confident`, `budget`, `deadline` or `failed`."""
     @property
     def posterior(self) -> float:
         """P(the winner is the majority answer), from the votes cast."""
@@ -309,6 +313,7 @@ class Task:
         rounds: int | None = None,  # 1
         max_calls: int | None = None,
         max_total_tokens: int | None = None,
+        deadline_ms: int | None = None,
         early_stop: bool = False,
         first_wave: int | None = None,  # a fifth of samples, at least 3
         wave_size: int | None = None,  # 4
@@ -337,6 +342,9 @@ class Task:
     def max_calls(self) -> int | None: ...
     @property
     def max_total_tokens(self) -> int | None: ...
+    @property
+    def deadline_ms(self) -> int | None:
+        """The whole task ends after this many milliseconds (the driver enforces it)."""
     @property
     def early_stop(self) -> bool:
         """self_consistency: stop sampling once the vote is settled (`samples` is the most)."""
@@ -404,6 +412,9 @@ class Answer:
     @property
     def budget_exhausted(self) -> bool: ...
     @property
+    def budget_reason(self) -> str | None:
+        """What stopped the strategy: `max_calls`, `max_total_tokens` or `deadline`."""
+    @property
     def sampling(self) -> Sampling | None:
         """Voting strategies: samples drawn, waves, why sampling stopped, the posterior."""
     def to_dict(self, *, trace: bool = True) -> dict[str, Any]: ...
@@ -440,6 +451,9 @@ class Run:
         """Tokens spent by the calls answered so far."""
     def step(self, call_id: int) -> Step:
         """The trace step of a call handed out (its `candidate` is read as it answers)."""
+    def expire(self) -> Answer:
+        """End the task now (its deadline passed): calls still out are recorded cancelled;
+        the best answer so far, or `DeadlineExceededError` when there is none."""
     def tally(self) -> dict[str, int] | None:
         """The running vote (normalised answer -> count) of a voting strategy, else None."""
     def poll(self) -> list[PendingCall] | Answer: ...

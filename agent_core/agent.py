@@ -61,6 +61,18 @@ class ReasoningAgent:
         strategy's final call is streamed from the provider (`AnswerDelta`s).
         """
         progress = _Progress(run, on_event, self.provider_name) if on_event else None
+        deadline_ms = run.task.deadline_ms
+        if deadline_ms is None:
+            return await self._loop(run, progress)
+        try:
+            # Past the deadline the calls still out are cancelled (their connections closed)
+            # and the engine ends the task with its best answer so far.
+            async with asyncio.timeout(deadline_ms / 1000):
+                return await self._loop(run, progress)
+        except TimeoutError:
+            return run.expire()
+
+    async def _loop(self, run: Run, progress: _Progress | None) -> Answer:
         while True:
             step = run.poll()
             if isinstance(step, Answer):

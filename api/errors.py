@@ -92,6 +92,9 @@ _AGENT_ERRORS: dict[str, tuple[int, str]] = {
     # the task cannot be done within the budget the client gave: the request is unprocessable
     # as given (402 would read as a billing problem to most clients)
     "budget_exceeded": (422, "invalid_request_error"),
+    # the task's own deadline passed with no answer yet: a gateway timeout of the client's
+    # choosing
+    "deadline_exceeded": (504, "timeout_error"),
     # the provider exists but is missing its configuration (e.g. its API key) on this server:
     # nothing the client can fix by retrying, but another provider may serve
     "not_configured": (503, "provider_not_configured"),
@@ -307,5 +310,8 @@ TASK_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "The provider rate-limited us (rate_limited, with Retry-After), is not configured "
         "(not_configured), or the history store is unreachable (storage_unavailable)"
     ),
-    504: _doc("The provider timed out (timeout)"),
+    504: _doc(
+        "The provider timed out (timeout), or the task's deadline_ms passed before any answer "
+        "(deadline_exceeded)"
+    ),
 }

@@ -96,6 +96,8 @@ MaxTotalTokens = Annotated[int, Within(LIMITS.max_total_tokens)]
 """Budget: prompt and completion tokens for the whole task."""
 Temperature = Annotated[float, Within(LIMITS.temperature)]
 """Sampling temperature."""
+DeadlineMs = Annotated[int, Within(LIMITS.deadline_ms)]
+"""Milliseconds a whole task may take."""
 FirstWave = Annotated[int, Within(LIMITS.first_wave)]
 """Adaptive self-consistency: samples in the first wave."""
 WaveSize = Annotated[int, Within(LIMITS.wave_size)]
@@ -116,6 +118,14 @@ class TaskOptions(BaseModel):
     max_calls: MaxCalls | None = Field(default=None, description="budget: provider calls")
     max_total_tokens: MaxTotalTokens | None = Field(
         default=None, description="budget: prompt and completion tokens for the whole task"
+    )
+    deadline_ms: DeadlineMs | None = Field(
+        default=None,
+        description=(
+            "the whole task ends after this many milliseconds: outstanding calls are cancelled "
+            "and the best answer so far is returned (budget_reason `deadline`), or 504 "
+            "deadline_exceeded when there is none"
+        ),
     )
     early_stop: bool | None = Field(
         default=None,

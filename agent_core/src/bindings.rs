@@ -3,7 +3,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::engine::{Poll, Run, Step, StrategyKind, Task};
+use crate::engine::{Answer, Poll, Run, Step, StrategyKind, Task};
 use crate::error::{attach_trace, error_from_py};
 use crate::types::{Completion, CompletionRequest};
 
@@ -68,6 +68,20 @@ impl PyRun {
         self.inner.step(call_id).cloned().ok_or_else(|| {
             crate::error::Error::invalid(format!("no call {call_id} in this run")).into()
         })
+    }
+
+    /// Ends the task now because its deadline passed: the calls still out are recorded as
+    /// cancelled; returns the best answer so far (`budget_reason == "deadline"`), or raises
+    /// `DeadlineExceededError` when there is none.
+    fn expire<'py>(&mut self, py: Python<'py>) -> PyResult<Answer> {
+        match self.inner.expire() {
+            Ok(answer) => Ok(answer),
+            Err(error) => {
+                let err: PyErr = error.into();
+                attach_trace(py, &err, self.inner.trace().to_vec(), self.inner.usage());
+                Err(err)
+            }
+        }
     }
 
     /// The running vote (normalised answer -> count) of a voting strategy, else `None`.

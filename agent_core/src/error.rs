@@ -27,6 +27,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The task ran out of calls or tokens before it had any answer.
     BudgetExceeded,
+    /// The task's deadline passed before it had any answer.
+    DeadlineExceeded,
     /// The provider is not set up (for example its API key variable is not set).
     NotConfigured,
     /// Anything else a provider got wrong (malformed response, unexpected exception).
@@ -34,13 +36,14 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::InvalidRequest,
         ErrorKind::Authentication,
         ErrorKind::RateLimited,
         ErrorKind::Timeout,
         ErrorKind::Unavailable,
         ErrorKind::BudgetExceeded,
+        ErrorKind::DeadlineExceeded,
         ErrorKind::NotConfigured,
         ErrorKind::Provider,
     ];
@@ -53,6 +56,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::BudgetExceeded => "budget_exceeded",
+            ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::NotConfigured => "not_configured",
             ErrorKind::Provider => "provider_error",
         }
@@ -238,6 +242,11 @@ error_subclass!(
     ErrorKind::BudgetExceeded
 );
 error_subclass!(
+    /// The task's deadline passed before it had an answer.
+    DeadlineExceededError,
+    ErrorKind::DeadlineExceeded
+);
+error_subclass!(
     /// The provider is not configured (for example a missing API key variable).
     NotConfiguredError,
     ErrorKind::NotConfigured
@@ -258,6 +267,7 @@ impl From<Error> for PyErr {
             ErrorKind::Timeout => PyErr::new::<ProviderTimeoutError, _>(args),
             ErrorKind::Unavailable => PyErr::new::<UnavailableError, _>(args),
             ErrorKind::BudgetExceeded => PyErr::new::<BudgetExceededError, _>(args),
+            ErrorKind::DeadlineExceeded => PyErr::new::<DeadlineExceededError, _>(args),
             ErrorKind::NotConfigured => PyErr::new::<NotConfiguredError, _>(args),
             ErrorKind::Provider => PyErr::new::<ProviderError, _>(args),
         }
@@ -293,6 +303,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ProviderTimeoutError>()?;
     m.add_class::<UnavailableError>()?;
     m.add_class::<BudgetExceededError>()?;
+    m.add_class::<DeadlineExceededError>()?;
     m.add_class::<NotConfiguredError>()?;
     m.add_class::<ProviderError>()?;
     Ok(())
@@ -314,6 +325,7 @@ mod tests {
                 "timeout",
                 "unavailable",
                 "budget_exceeded",
+                "deadline_exceeded",
                 "not_configured",
                 "provider_error"
             ]

@@ -39,6 +39,8 @@ pub const MAX_TOKENS: IntRange = IntRange::new(1, 1_000_000);
 pub const MAX_CALLS: IntRange = IntRange::new(1, 10_000);
 /// Budget: prompt plus completion tokens for a whole task.
 pub const MAX_TOTAL_TOKENS: IntRange = IntRange::new(1, 1_000_000_000);
+/// Deadline: milliseconds a whole task may take (an hour at most).
+pub const DEADLINE_MS: IntRange = IntRange::new(1, 3_600_000);
 /// Adaptive self-consistency: samples in the first wave, and in each later wave.
 pub const FIRST_WAVE: IntRange = IntRange::new(1, 64);
 pub const WAVE_SIZE: IntRange = IntRange::new(1, 64);
@@ -187,6 +189,10 @@ impl Limits {
     #[getter]
     fn temperature(&self) -> FloatRange {
         TEMPERATURE
+    }
+    #[getter]
+    fn deadline_ms(&self) -> IntRange {
+        DEADLINE_MS
     }
     #[getter]
     fn first_wave(&self) -> IntRange {

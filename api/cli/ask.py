@@ -59,6 +59,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="budget: tokens for the whole task",
     )
     parser.add_argument(
+        "--deadline-ms",
+        type=bounded(LIMITS.deadline_ms),
+        help="end the task after this many ms with its best answer so far",
+    )
+    parser.add_argument(
         "--early-stop",
         action=argparse.BooleanOptionalAction,
         default=None,

@@ -72,13 +72,16 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+BudgetReason = Literal["max_calls", "max_total_tokens", "deadline"]
+
+
 class SamplingOut(BaseModel):
     """How a vote's samples were drawn (self_consistency)."""
 
     drawn: int = Field(description="Samples drawn, failed ones included")
     maximum: int = Field(description="The most that could be drawn (`samples`)")
     waves: int = Field(description="Waves sent: the latency cost, one round trip each")
-    stopped: Literal["max_samples", "settled", "confident", "budget", "failed"]
+    stopped: Literal["max_samples", "settled", "confident", "budget", "deadline", "failed"]
     posterior: float = Field(
         description="Probability that the winner would stand had every sample been drawn"
     )
@@ -100,6 +103,9 @@ class TaskResponse(BaseModel):
     calls: int = Field(description="Provider calls made")
     latency_ms: float
     budget_exhausted: bool = Field(description="The budget stopped the strategy early")
+    budget_reason: BudgetReason | None = Field(
+        default=None, description="What stopped it, when something did"
+    )
     sampling: SamplingOut | None = Field(
         default=None, description="Voting strategies: how many samples, why sampling stopped"
     )

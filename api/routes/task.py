@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request, Response
 
 from api.deps import Admitted, PipelineDep, RegistryDep, SettingsDep
 from api.errors import TASK_ERROR_RESPONSES, APIError
 from api.persistence import StoreError
-from api.routes.schemas import SamplingOut, TaskRequest, TaskResponse, Usage
+from api.routes.schemas import BudgetReason, SamplingOut, TaskRequest, TaskResponse, Usage
 from api.streaming import TaskEventStream, task_events
 from api.tasks import Outcome, TaskRejected, TaskSpec
 from providers import ProviderRegistry
@@ -94,6 +94,7 @@ def task_response(outcome: Outcome, *, trace: bool) -> TaskResponse:
         calls=answer.calls,
         latency_ms=round(record.latency_ms, 3),
         budget_exhausted=answer.budget_exhausted,
+        budget_reason=cast(BudgetReason | None, answer.budget_reason),
         sampling=(
             SamplingOut.model_validate(answer.sampling.to_dict())
             if answer.sampling is not None

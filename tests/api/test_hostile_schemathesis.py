@@ -32,7 +32,7 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from tests.api.conftest import KEY_A
-from tests.api.hostile_support import hostile_app
+from tests.api.hostile_support import error_envelope, hostile_app
 from tests.conftest import ApiErrorLog
 from tests.mock_upstreams import OpenAIMock
 
@@ -72,6 +72,7 @@ class Stats:
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
     linked_reads: int = 0  # stateful GET /query/{task_id} of a task the scenario created
     failed_checks: int = 0  # responses that failed a check (each also fails its test)
+    own_deadlines: int = 0  # 504 deadline_exceeded for a task's own deadline_ms (documented)
 
     @property
     def total(self) -> int:
@@ -87,7 +88,8 @@ class Stats:
         return (
             f"schemathesis: {self.total} cases ({phases}); seed {SEED}; "
             f"{self.failed_checks} failed checks; "
-            f"{self.server_errors} server errors; "
+            f"{self.server_errors - self.own_deadlines} server errors "
+            f"(+{self.own_deadlines} 504 for a task's own deadline_ms); "
             f"{self.linked_reads} linked reads of created tasks; statuses {statuses}"
         )
 
@@ -181,6 +183,19 @@ def _counting_failures() -> Iterator[None]:
         raise
 
 
+def _own_deadline(case: Case, response: Response) -> bool:
+    """A task whose own `deadline_ms` passed before any answer: 504 `deadline_exceeded` is the
+    documented answer (a gateway timeout of the client's choosing, not a fault of ours); its
+    body must still be the error envelope."""
+    body = case.body if isinstance(case.body, dict) else {}
+    if response.status_code != 504 or body.get("deadline_ms") is None:
+        return False
+    if error_envelope(response.json())["code"] != "deadline_exceeded":
+        return False
+    STATS.own_deadlines += 1
+    return True
+
+
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
@@ -188,6 +203,8 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def test_every_operation_examples_coverage_fuzzing(case: Case, api_error_log: ApiErrorLog) -> None:
     response = case.call()
     _count(case, response)
+    if _own_deadline(case, response):
+        return
     with _counting_failures():
         case.validate_response(response)
 
@@ -208,6 +225,8 @@ def test_stateful_scenarios_follow_the_links(service: Service, api_error_log: Ap
             _count(case, response)
             if case.operation.label == "GET /query/{task_id}" and response.status_code == 200:
                 STATS.linked_reads += 1
+            if _own_deadline(case, response):
+                return
             with _counting_failures():
                 super().validate_response(response, case, additional_checks, **kwargs)
 
@@ -229,5 +248,5 @@ def test_the_run_was_large_and_saw_every_phase() -> None:
         pytest.skip("the schemathesis tests above did not run (deselected)")
     assert STATS.total >= MIN_CASES, STATS.summary()
     assert {"examples", "coverage", "fuzzing", "stateful"} <= set(STATS.cases), STATS.summary()
-    assert STATS.server_errors == 0, STATS.summary()
+    assert STATS.server_errors == STATS.own_deadlines, STATS.summary()
     assert STATS.failed_checks == 0, STATS.summary()

@@ -4,6 +4,8 @@ stopped and the probability that the winner stands."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import run_task
@@ -45,7 +47,8 @@ def test_strategies_that_do_not_vote_have_no_sampling(client: TestClient) -> Non
 
 
 def test_wave_options_out_of_range_are_422(client: TestClient) -> None:
-    for field, value in (("first_wave", 0), ("wave_size", 65), ("stop_confidence", 0.4)):
+    cases: list[tuple[str, Any]] = [("first_wave", 0), ("wave_size", 65), ("stop_confidence", 0.4)]
+    for field, value in cases:
         response = run_task(client, strategy="self_consistency", **{field: value})
         assert response.status_code == 422, (field, response.text)
         assert f"body.{field}: must be between" in response.json()["error"]["message"]

@@ -91,6 +91,9 @@ pub struct Answer {
     /// True when the budget stopped the strategy early and this is its best answer so far.
     #[pyo3(get)]
     pub budget_exhausted: bool,
+    /// What stopped it: `max_calls`, `max_total_tokens` or `deadline` (`None` when nothing did).
+    #[pyo3(get)]
+    pub budget_reason: Option<&'static str>,
     /// Voting strategies: how many samples were drawn, in how many waves, why sampling
     /// stopped, and the posterior that the winner is the majority answer.
     #[pyo3(get)]
@@ -125,6 +128,7 @@ impl Answer {
         d.set_item("model", &self.model)?;
         d.set_item("provider", &self.provider)?;
         d.set_item("budget_exhausted", self.budget_exhausted)?;
+        d.set_item("budget_reason", self.budget_reason)?;
         let sampling = self.sampling.as_ref().map(|s| s.to_dict(py)).transpose()?;
         d.set_item("sampling", sampling)?;
         if trace {

@@ -36,6 +36,8 @@ pub struct CallSpec {
 
 /// What the run needs next.
 #[derive(Debug, Clone, PartialEq)]
+// One short-lived value per poll: boxing the answer would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Poll {
     /// Make these calls and report each result.
     Calls(Vec<CallSpec>),
@@ -45,6 +47,8 @@ pub enum Poll {
     Done(Result<Answer, Error>),
 }
 
+// One per run; the finished state's size is paid once, not per call.
+#[allow(clippy::large_enum_variant)]
 enum State {
     /// The strategy's next calls, not yet handed out.
     Ready(Vec<Planned>),
@@ -62,6 +66,24 @@ struct InFlightCall {
     is_final: bool,
     /// `None` until the caller reports it.
     result: Option<Result<Completion, Error>>,
+}
+
+/// What ended a task before its strategy was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exhausted {
+    MaxCalls,
+    MaxTotalTokens,
+    Deadline,
+}
+
+impl Exhausted {
+    fn name(self) -> &'static str {
+        match self {
+            Exhausted::MaxCalls => "max_calls",
+            Exhausted::MaxTotalTokens => "max_total_tokens",
+            Exhausted::Deadline => "deadline",
+        }
+    }
 }
 
 pub struct Run {
@@ -218,8 +240,11 @@ impl Run {
             .task
             .max_total_tokens
             .map(|max| max.saturating_sub(used));
-        if calls_left == Some(0) || tokens_left == Some(0) {
-            return State::Done(self.out_of_budget());
+        if calls_left == Some(0) {
+            return State::Done(self.out_of_budget(Exhausted::MaxCalls));
+        }
+        if tokens_left == Some(0) {
+            return State::Done(self.out_of_budget(Exhausted::MaxTotalTokens));
         }
         if let Some(left) = calls_left {
             if planned.len() > left as usize {
@@ -271,9 +296,16 @@ impl Run {
         State::InFlight { batch }
     }
 
-    fn out_of_budget(&self) -> Result<Answer, Error> {
+    fn out_of_budget(&self, why: Exhausted) -> Result<Answer, Error> {
         match self.strategy.best_so_far() {
-            Some(best) => Ok(self.answer(best, true)),
+            Some(best) => Ok(self.answer(best, Some(why))),
+            None if why == Exhausted::Deadline => Err(Error::new(
+                ErrorKind::DeadlineExceeded,
+                format!(
+                    "the task's deadline passed before it had an answer ({} calls made)",
+                    self.calls()
+                ),
+            )),
             None => Err(Error::new(
                 ErrorKind::BudgetExceeded,
                 format!(
@@ -283,6 +315,45 @@ impl Run {
                 ),
             )),
         }
+    }
+
+    /// The task's deadline passed: the calls still out are recorded as cancelled and the task
+    /// ends now, with the strategy's best answer so far (`budget_exhausted`, reason
+    /// `deadline`), or `deadline_exceeded` when there is none. A finished run is unchanged.
+    pub fn expire(&mut self) -> Result<Answer, Error> {
+        if let State::Done(result) = &self.state {
+            return result.clone();
+        }
+        if let State::InFlight { batch } = &mut self.state {
+            let batch = std::mem::take(batch);
+            let mut answered = Vec::new();
+            for call in batch {
+                match call.result {
+                    Some(result) => answered.push(Returned {
+                        step: call.step,
+                        result,
+                        candidate: None,
+                    }),
+                    None => {
+                        let step = &mut self.steps[call.step];
+                        step.error = Some(ErrorKind::DeadlineExceeded.code().to_string());
+                        step.error_message =
+                            Some("cancelled: the task's deadline passed".to_string());
+                    }
+                }
+            }
+            // The calls that did answer count (a vote's samples so far): the strategy reads
+            // them, and what it would do next is moot.
+            if !answered.is_empty() {
+                let _ = self.strategy.on_results(&mut answered);
+                for r in answered {
+                    self.steps[r.step].candidate = r.candidate;
+                }
+            }
+        }
+        let result = self.out_of_budget(Exhausted::Deadline);
+        self.state = State::Done(result.clone());
+        result
     }
 
     fn used_tokens(&self) -> u64 {
@@ -338,20 +409,32 @@ impl Run {
                     .task
                     .max_total_tokens
                     .is_some_and(|max| self.used_tokens() > max);
-                State::Done(Ok(self.answer(best, self.truncated || over)))
+                let why = if self.truncated {
+                    Some(Exhausted::MaxCalls)
+                } else if over {
+                    Some(Exhausted::MaxTotalTokens)
+                } else {
+                    None
+                };
+                State::Done(Ok(self.answer(best, why)))
             }
             Transition::Finish(Err(error)) => State::Done(Err(error)),
         };
     }
 
-    fn answer(&self, best: Final, budget_exhausted: bool) -> Answer {
+    fn answer(&self, best: Final, exhausted: Option<Exhausted>) -> Answer {
         let source = &self.steps[best.step];
         let mut sampling = best.sampling;
-        if let (Some(sampling), true) = (sampling.as_mut(), budget_exhausted) {
-            sampling.stopped = StopReason::Budget.name();
+        if let (Some(sampling), Some(why)) = (sampling.as_mut(), exhausted) {
+            sampling.stopped = if why == Exhausted::Deadline {
+                StopReason::Deadline.name()
+            } else {
+                StopReason::Budget.name()
+            };
         }
         Answer {
             sampling,
+            budget_reason: exhausted.map(Exhausted::name),
             text: best.text,
             strategy: self.task.strategy.name(),
             confidence: best.confidence,
@@ -361,7 +444,7 @@ impl Run {
             steps: self.steps.clone(),
             model: source.model.clone(),
             provider: source.provider.clone(),
-            budget_exhausted,
+            budget_exhausted: exhausted.is_some(),
         }
     }
 }

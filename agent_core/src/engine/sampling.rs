@@ -29,6 +29,8 @@ pub enum StopReason {
     Confident,
     /// The task's budget ended sampling.
     Budget,
+    /// The task's deadline ended sampling.
+    Deadline,
     /// A whole wave failed with no vote cast: the upstream is unlikely to recover in this task.
     Failed,
 }
@@ -40,6 +42,7 @@ impl StopReason {
             StopReason::Settled => "settled",
             StopReason::Confident => "confident",
             StopReason::Budget => "budget",
+            StopReason::Deadline => "deadline",
             StopReason::Failed => "failed",
         }
     }
@@ -55,7 +58,8 @@ pub struct Sampling {
     pub maximum: u32,
     /// Waves sent: the latency cost, one wave being one round trip.
     pub waves: u32,
-    /// Why sampling stopped: `max_samples`, `settled`, `confident`, `budget` or `failed`.
+    /// Why sampling stopped: `max_samples`, `settled`, `confident`, `budget`, `deadline` or
+    /// `failed`.
     pub stopped: &'static str,
     /// P(the leader is the majority answer), from the votes cast.
     pub posterior: f64,

@@ -107,6 +107,10 @@ pub struct Task {
     /// Budget: at most this many tokens (prompt + completion) for the whole task.
     #[pyo3(get)]
     pub max_total_tokens: Option<u64>,
+    /// Deadline: the whole task ends after this many milliseconds, with its best answer so far
+    /// (the driver enforces it; the engine ends the run with `Run::expire`).
+    #[pyo3(get)]
+    pub deadline_ms: Option<u64>,
     /// Self-consistency: stop sampling once the vote is settled (`samples` is the maximum).
     #[pyo3(get)]
     pub early_stop: bool,
@@ -137,6 +141,7 @@ impl Task {
             rounds: DEFAULT_ROUNDS,
             max_calls: None,
             max_total_tokens: None,
+            deadline_ms: None,
             early_stop: false,
             first_wave: None,
             wave_size: None,
@@ -180,6 +185,9 @@ impl Task {
         if let Some(v) = self.max_total_tokens {
             limits::MAX_TOTAL_TOKENS.check("max_total_tokens", v)?;
         }
+        if let Some(v) = self.deadline_ms {
+            limits::DEADLINE_MS.check("deadline_ms", v)?;
+        }
         if let Some(v) = self.first_wave {
             limits::FIRST_WAVE.check("first_wave", u64::from(v))?;
         }
@@ -207,6 +215,7 @@ impl Task {
         rounds = None,
         max_calls = None,
         max_total_tokens = None,
+        deadline_ms = None,
         early_stop = false,
         first_wave = None,
         wave_size = None,
@@ -226,6 +235,7 @@ impl Task {
         rounds: Option<&Bound<'_, PyAny>>,
         max_calls: Option<&Bound<'_, PyAny>>,
         max_total_tokens: Option<&Bound<'_, PyAny>>,
+        deadline_ms: Option<&Bound<'_, PyAny>>,
         early_stop: bool,
         first_wave: Option<&Bound<'_, PyAny>>,
         wave_size: Option<&Bound<'_, PyAny>>,
@@ -251,6 +261,7 @@ impl Task {
             max_calls: max_calls.map(|v| v as u32),
             max_total_tokens: limits::MAX_TOTAL_TOKENS
                 .extract_opt("max_total_tokens", max_total_tokens)?,
+            deadline_ms: limits::DEADLINE_MS.extract_opt("deadline_ms", deadline_ms)?,
             early_stop,
             first_wave: limits::FIRST_WAVE
                 .extract_opt("first_wave", first_wave)?

@@ -671,3 +671,56 @@ fn a_budget_that_ends_sampling_is_named() {
     assert!(answer.budget_exhausted);
     assert_eq!(answer.sampling.unwrap().stopped, "budget");
 }
+
+#[test]
+fn a_deadline_ends_the_task_with_its_best_answer_so_far() {
+    let mut run = Run::new(Task {
+        samples: 3,
+        ..task(StrategyKind::SelfConsistency)
+    });
+    let Poll::Calls(calls) = run.poll() else {
+        panic!()
+    };
+    run.complete(calls[0].id, reply("Final answer: 5"), 1.0, None, None)
+        .unwrap();
+    let answer = run.expire().unwrap();
+    assert_eq!(answer.text, "5");
+    assert!(answer.budget_exhausted);
+    assert_eq!(answer.budget_reason, Some("deadline"));
+    assert_eq!(answer.sampling.unwrap().stopped, "deadline");
+    // The two calls still out are in the trace, cancelled.
+    let cancelled: Vec<_> = answer
+        .steps
+        .iter()
+        .filter_map(|s| s.error.as_deref())
+        .collect();
+    assert_eq!(cancelled, vec!["deadline_exceeded", "deadline_exceeded"]);
+    // Late results are refused: the run is over.
+    assert!(run
+        .complete(calls[1].id, reply("x"), 1.0, None, None)
+        .is_err());
+    assert!(matches!(run.poll(), Poll::Done(Ok(_))));
+}
+
+#[test]
+fn a_deadline_before_any_answer_is_deadline_exceeded() {
+    let mut run = Run::new(task(StrategyKind::Refine));
+    let Poll::Calls(_) = run.poll() else { panic!() };
+    let error = run.expire().unwrap_err();
+    assert_eq!(error.kind, ErrorKind::DeadlineExceeded);
+}
+
+#[test]
+fn budgets_name_what_stopped_the_task() {
+    let provider = Scripted::ok(&["draft", "fix it", "better", "more"]);
+    let answer = drive(
+        Task {
+            rounds: 3,
+            max_calls: Some(3),
+            ..task(StrategyKind::Refine)
+        },
+        &provider,
+    )
+    .unwrap();
+    assert_eq!(answer.budget_reason, Some("max_calls"));
+}
