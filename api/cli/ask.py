@@ -80,6 +80,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--wave-size", type=bounded(LIMITS.wave_size), help="with --early-stop: later waves"
     )
+    parser.add_argument(
+        "--vote",
+        metavar="PROVIDER[/MODEL]:N",
+        action="append",
+        type=panel_seat,
+        help="self_consistency across providers: N samples from PROVIDER (repeat it), "
+        "e.g. --vote openai:4 --vote anthropic/claude-sonnet-4-6:4",
+    )
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.add_argument(
         "-q",
@@ -116,6 +124,17 @@ def bounded(limit: IntRange | FloatRange) -> Callable[[str], float]:
     return parse
 
 
+def panel_seat(text: str) -> tuple[str, str | None, int]:
+    """`openai:4` or `anthropic/claude-sonnet-4-6:4` -> (provider, model, samples)."""
+    who, _, count = text.rpartition(":")
+    if not who or not count.isdigit() or not LIMITS.samples.contains(int(count)):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not PROVIDER[/MODEL]:N with N {describe_range(LIMITS.samples)}"
+        )
+    provider, _, model = who.partition("/")
+    return provider, model or None, int(count)
+
+
 def run(args: argparse.Namespace) -> int:
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     if args.json:
@@ -139,6 +158,7 @@ def task_options(args: argparse.Namespace) -> TaskOptions:
 async def _answer(args: argparse.Namespace, prompt: str) -> Answer:
     from api.cli.progress import progress_view
     from api.tasks import TaskPipeline, TaskRejected, TaskSpec
+    from api.tasks.spec import PanelSeat
     from providers import load_registry, load_settings
 
     settings = load_settings(args.config)
@@ -150,9 +170,10 @@ async def _answer(args: argparse.Namespace, prompt: str) -> Answer:
             system=args.system,
             provider=args.provider,
             model=args.model,
-            strategy=args.strategy,
+            strategy=args.strategy or ("self_consistency" if args.vote else None),
             options=task_options(args),
             source="cli",
+            panel=[PanelSeat(*seat) for seat in args.vote or ()],
         )
     except TaskRejected as error:
         await registry.aclose()

@@ -8,9 +8,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.persistence.records import TaskRecord
-from providers.task_options import TaskOptions
+from providers.task_options import Samples, TaskOptions
 
 __all__ = ["ErrorOut", "QueryPage", "TaskRecordOut", "TaskRequest", "TaskResponse", "Usage"]
+
+
+class PanelSeatIn(BaseModel):
+    """One provider of a vote across providers."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    provider: str = Field(min_length=1, max_length=64, description="Provider name or alias")
+    model: str | None = Field(default=None, max_length=200, description="Default: its own")
+    samples: Samples = Field(description="How many of the vote's samples it answers")
 
 
 class TaskRequest(TaskOptions):
@@ -47,6 +57,16 @@ class TaskRequest(TaskOptions):
         default=None,
         max_length=64,
         description="direct, cot, self_consistency or refine (GET /providers lists them)",
+    )
+    providers: list[PanelSeatIn] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8,
+        description=(
+            "self_consistency across providers: each answers its share of the samples, "
+            'e.g. [{"provider": "openai", "samples": 4}, {"provider": "anthropic", '
+            '"samples": 4}]; `votes_by_provider` in the answer breaks the vote down'
+        ),
     )
     trace: bool = Field(default=False, description="Include every provider call in `steps`")
     stream: bool = Field(
@@ -108,6 +128,10 @@ class TaskResponse(BaseModel):
     )
     sampling: SamplingOut | None = Field(
         default=None, description="Voting strategies: how many samples, why sampling stopped"
+    )
+    votes_by_provider: dict[str, dict[str, int]] | None = Field(
+        default=None,
+        description="A vote across providers: `provider/model` -> answer -> votes",
     )
     steps: list[dict[str, Any]] | None = Field(
         default=None, description="Every provider call, when `trace` was requested"

@@ -15,12 +15,14 @@ from typing import Any, cast
 
 from fastapi import APIRouter, Request, Response
 
+from agent_core import Answer, normalize_answer
 from api.deps import Admitted, PipelineDep, RegistryDep, SettingsDep
 from api.errors import TASK_ERROR_RESPONSES, APIError
 from api.persistence import StoreError
 from api.routes.schemas import BudgetReason, SamplingOut, TaskRequest, TaskResponse, Usage
 from api.streaming import TaskEventStream, task_events
 from api.tasks import Outcome, TaskRejected, TaskSpec
+from api.tasks.spec import PanelSeat
 from providers import ProviderRegistry
 
 __all__ = ["StorageUnavailable", "rejected", "router", "spec_from_request", "task_response"]
@@ -67,6 +69,7 @@ def spec_from_request(
             model=body.model,
             strategy=body.strategy,
             options=body,
+            panel=[PanelSeat(s.provider, s.model, s.samples) for s in body.providers or ()],
         )
     except TaskRejected as error:
         raise rejected(error) from None
@@ -100,8 +103,22 @@ def task_response(outcome: Outcome, *, trace: bool) -> TaskResponse:
             if answer.sampling is not None
             else None
         ),
+        votes_by_provider=_votes_by_provider(answer) if outcome.panel else None,
         steps=record.trace if trace else None,
     )
+
+
+def _votes_by_provider(answer: Answer) -> dict[str, dict[str, int]]:
+    """Who said what in a vote across providers: `provider/model` -> answer -> votes."""
+    breakdown: dict[str, dict[str, int]] = {}
+    for step in answer.steps:
+        if step.error is not None or step.candidate is None:
+            continue
+        seat = f"{step.provider}/{step.model}"
+        answers = breakdown.setdefault(seat, {})
+        key = normalize_answer(step.candidate)
+        answers[key] = answers.get(key, 0) + 1
+    return breakdown
 
 
 STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {

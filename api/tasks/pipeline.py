@@ -26,13 +26,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import agent_core
-from agent_core import AgentEvent, Answer, ReasoningAgent, Run
+from agent_core import AgentEvent, Answer, Provider, ReasoningAgent, Run
 from api import metrics
 from api.ids import new_task_id
 from api.persistence.records import TaskRecord, TaskStatus, TaskStore
 from api.redaction import redact
 from api.tasks.spec import TaskSpec
 from providers import ProviderRegistry
+from providers.panel import Panel, PanelMember, Unavailable
 
 __all__ = [
     "Finished",
@@ -57,6 +58,7 @@ class Outcome:
     record: TaskRecord
     answer: Answer | None = None  # succeeded
     error: agent_core.AgentError | None = None  # failed with an engine or provider error
+    panel: bool = False  # a vote across providers
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +221,7 @@ class TaskPipeline:
         spec = recorder.spec
         run: Run | None = None
         try:
-            provider = self.registry.get(spec.provider)
+            provider = self._provider(spec)
             task = agent_core.Task(
                 spec.prompt,
                 strategy=spec.strategy,
@@ -256,7 +258,7 @@ class TaskPipeline:
             raise
         record = recorder.succeeded(answer)
         await self._commit(record, recorder, answer.steps)
-        return Outcome("succeeded", record, answer=answer)
+        return Outcome("succeeded", record, answer=answer, panel=bool(spec.panel))
 
     async def _commit(
         self, record: TaskRecord, recorder: _Recorder, steps: list[agent_core.Step]
@@ -274,6 +276,20 @@ class TaskPipeline:
             seconds=recorder.seconds(),
             steps=steps,
         )
+
+    def _provider(self, spec: TaskSpec) -> Provider:
+        """The spec's provider, or a panel of providers for a vote across them (a member that
+        is not configured answers its samples with its error: missing votes, not a failure)."""
+        if not spec.panel:
+            return self.registry.get(spec.provider)
+        members = []
+        for seat in spec.panel:
+            try:
+                member: Provider = self.registry.get(seat.provider)
+            except agent_core.AgentError as error:
+                member = Unavailable(seat.provider, error)
+            members.append(PanelMember(member, seat.model, seat.samples))
+        return Panel(members)
 
     async def aclose(self) -> None:
         """Waits for cancelled tasks to finish recording (at shutdown)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -9,7 +10,7 @@ import agent_core
 from providers import ProviderRegistry
 from providers.task_options import TaskOptions, merge_options
 
-__all__ = ["Source", "TaskRejected", "TaskSpec"]
+__all__ = ["PanelSeat", "Source", "TaskRejected", "TaskSpec"]
 
 Source = Literal["task", "v1", "cli", "job"]
 """The entry point a task came through (kept in the history)."""
@@ -26,6 +27,15 @@ class TaskRejected(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class PanelSeat:
+    """One provider of a cross-provider vote: its samples, with an optional model."""
+
+    provider: str
+    model: str | None
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
 class TaskSpec:
     """A task as it will run: provider and strategy resolved, options merged."""
 
@@ -37,6 +47,7 @@ class TaskSpec:
     options: dict[str, Any]  # keyword options of agent_core.Task: defaults + what was given
     given: dict[str, Any] = field(default_factory=dict)  # what the caller set (for the record)
     source: Source = "task"
+    panel: tuple[PanelSeat, ...] = ()  # a vote across providers (self_consistency)
 
     @classmethod
     def resolve(
@@ -50,6 +61,7 @@ class TaskSpec:
         strategy: str | None = None,
         options: TaskOptions | None = None,
         source: Source = "task",
+        panel: Sequence[PanelSeat] = (),
     ) -> TaskSpec:
         """Resolves a request against the configuration: the provider (default or alias), the
         strategy (default), and the options (plugins.toml's `[strategy]` under the given).
@@ -66,22 +78,56 @@ class TaskSpec:
                 "unknown_strategy",
                 f"unknown strategy {chosen!r}; available strategies: {', '.join(known)}",
             )
-        try:
-            name = registry.resolve(provider)
-        except agent_core.InvalidRequestError:
-            where = "`reasoning-agent providers`" if source == "cli" else "GET /providers"
-            raise TaskRejected(
-                "unknown_provider",
-                f"unknown provider {provider!r}; available providers: "
-                f"{', '.join(registry.names())} ({where} shows their status)",
-            ) from None
+        where = "`reasoning-agent providers`" if source == "cli" else "GET /providers"
+
+        def resolved(name: str | None) -> str:
+            try:
+                return registry.resolve(name)
+            except agent_core.InvalidRequestError:
+                raise TaskRejected(
+                    "unknown_provider",
+                    f"unknown provider {name!r}; available providers: "
+                    f"{', '.join(registry.names())} ({where} shows their status)",
+                ) from None
+
+        options_now = merge_options(settings.strategy, given)
+        recorded = given.given()
+        seats: tuple[PanelSeat, ...] = ()
+        if panel:
+            if chosen != "self_consistency":
+                raise TaskRejected(
+                    "invalid_panel",
+                    f"a vote across providers needs the self_consistency strategy, not {chosen!r}",
+                )
+            seats = tuple(PanelSeat(resolved(s.provider), s.model, s.samples) for s in panel)
+            total = sum(seat.samples for seat in seats)
+            if given.samples is not None and given.samples != total:
+                raise TaskRejected(
+                    "invalid_panel",
+                    f"samples ({given.samples}) differs from the panel's samples ({total}); "
+                    "give one or the other",
+                )
+            limit = agent_core.LIMITS.samples
+            if not limit.contains(total):
+                raise TaskRejected(
+                    "invalid_panel",
+                    f"the panel's samples add up to {total}; they must be between "
+                    f"{limit.minimum} and {limit.maximum}",
+                )
+            options_now["samples"] = total
+            recorded["providers"] = [
+                {"provider": seat.provider, "model": seat.model, "samples": seat.samples}
+                for seat in seats
+            ]
+        name = seats[0].provider if seats else resolved(provider)
         return cls(
             prompt=prompt,
             system=system,
             provider=name,
-            model=model,
+            model=model if not seats else None,  # a panel's members keep their own models
             strategy=chosen,
-            options=merge_options(settings.strategy, given),
-            given=given.given(),
+            options=options_now,
+            given=recorded,
             source=source,
+            panel=seats,
         )
