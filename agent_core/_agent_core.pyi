@@ -266,6 +266,10 @@ class Limits:
     @property
     def temperature(self) -> FloatRange: ...
     @property
+    def max_cost_usd(self) -> FloatRange: ...
+    @property
+    def price_per_mtok(self) -> FloatRange: ...
+    @property
     def deadline_ms(self) -> IntRange: ...
     @property
     def first_wave(self) -> IntRange: ...
@@ -313,6 +317,9 @@ class Task:
         rounds: int | None = None,  # 1
         max_calls: int | None = None,
         max_total_tokens: int | None = None,
+        max_cost_usd: float | None = None,
+        price_input: float | None = None,
+        price_output: float | None = None,
         deadline_ms: int | None = None,
         early_stop: bool = False,
         first_wave: int | None = None,  # a fifth of samples, at least 3
@@ -342,6 +349,15 @@ class Task:
     def max_calls(self) -> int | None: ...
     @property
     def max_total_tokens(self) -> int | None: ...
+    @property
+    def max_cost_usd(self) -> float | None:
+        """Budget: US dollars for the whole task, at `price_input`/`price_output`."""
+    @property
+    def price_input(self) -> float | None:
+        """US dollars per million prompt tokens of the task's model."""
+    @property
+    def price_output(self) -> float | None:
+        """US dollars per million completion tokens of the task's model."""
     @property
     def deadline_ms(self) -> int | None:
         """The whole task ends after this many milliseconds (the driver enforces it)."""
@@ -413,7 +429,8 @@ class Answer:
     def budget_exhausted(self) -> bool: ...
     @property
     def budget_reason(self) -> str | None:
-        """What stopped the strategy: `max_calls`, `max_total_tokens` or `deadline`."""
+        """What stopped the strategy: `max_calls`, `max_total_tokens`, `max_cost_usd` or
+        `deadline`."""
     @property
     def sampling(self) -> Sampling | None:
         """Voting strategies: samples drawn, waves, why sampling stopped, the posterior."""
@@ -451,6 +468,8 @@ class Run:
         """Tokens spent by the calls answered so far."""
     def step(self, call_id: int) -> Step:
         """The trace step of a call handed out (its `candidate` is read as it answers)."""
+    def spent_usd(self) -> float | None:
+        """Dollars spent so far at the task's prices (None without prices)."""
     def expire(self) -> Answer:
         """End the task now (its deadline passed): calls still out are recorded cancelled;
         the best answer so far, or `DeadlineExceededError` when there is none."""

@@ -121,6 +121,12 @@ HISTORY_WRITE_LATENCY = Histogram(
     namespace=NAMESPACE,
     buckets=_LATENCY_BUCKETS,
 )
+COST = Counter(
+    "cost_usd",
+    "What provider calls cost at the price table, US dollars (calls of unknown price: none)",
+    ["provider", "model"],
+    namespace=NAMESPACE,
+)
 STREAM_FIRST_EVENT = Histogram(
     "stream_first_event_seconds",
     "Time from a streamed request's arrival to its first event, by entry point",

@@ -53,6 +53,7 @@ from pydantic_settings import (
 )
 
 import agent_core
+from providers.prices import ModelPrice, PriceTable
 from providers.provider_config import ProviderConfig
 from providers.task_options import Rounds, Samples, TaskOptions
 
@@ -209,12 +210,24 @@ class ProvidersSettings(BaseSettings):
         description="[providers.NAME] tables; `type` defaults to NAME",
     )
     plugins: PluginsSettings = Field(default_factory=PluginsSettings)
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description=(
+            'model prices: "provider/model" -> input and output US dollars per million tokens '
+            "and the date of the price (over the built-in ones)"
+        ),
+    )
     fallback: dict[str, NameList] = Field(
         default_factory=dict,
         description="provider name -> providers tried next, in order, when it is unavailable",
     )
 
     _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def price_table(self) -> PriceTable:
+        """The built-in prices with this configuration's over them."""
+        return PriceTable.with_builtins(self.prices)
 
     @property
     def source(self) -> Path | None:

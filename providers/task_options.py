@@ -96,6 +96,8 @@ MaxTotalTokens = Annotated[int, Within(LIMITS.max_total_tokens)]
 """Budget: prompt and completion tokens for the whole task."""
 Temperature = Annotated[float, Within(LIMITS.temperature)]
 """Sampling temperature."""
+MaxCostUsd = Annotated[float, Within(LIMITS.max_cost_usd)]
+"""Budget: US dollars for the whole task."""
 DeadlineMs = Annotated[int, Within(LIMITS.deadline_ms)]
 """Milliseconds a whole task may take."""
 FirstWave = Annotated[int, Within(LIMITS.first_wave)]
@@ -118,6 +120,14 @@ class TaskOptions(BaseModel):
     max_calls: MaxCalls | None = Field(default=None, description="budget: provider calls")
     max_total_tokens: MaxTotalTokens | None = Field(
         default=None, description="budget: prompt and completion tokens for the whole task"
+    )
+    max_cost_usd: MaxCostUsd | None = Field(
+        default=None,
+        description=(
+            "budget: US dollars for the whole task, at the model's price; each batch's worst "
+            "case is reserved before it goes out, and the task ends with its best answer so far "
+            "when the next one cannot fit"
+        ),
     )
     deadline_ms: DeadlineMs | None = Field(
         default=None,

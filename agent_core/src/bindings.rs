@@ -70,6 +70,11 @@ impl PyRun {
         })
     }
 
+    /// Dollars spent so far at the task's prices (`None` without prices).
+    fn spent_usd(&self) -> Option<f64> {
+        self.inner.spent_usd()
+    }
+
     /// Ends the task now because its deadline passed: the calls still out are recorded as
     /// cancelled; returns the best answer so far (`budget_reason == "deadline"`), or raises
     /// `DeadlineExceededError` when there is none.

@@ -39,6 +39,10 @@ pub const MAX_TOKENS: IntRange = IntRange::new(1, 1_000_000);
 pub const MAX_CALLS: IntRange = IntRange::new(1, 10_000);
 /// Budget: prompt plus completion tokens for a whole task.
 pub const MAX_TOTAL_TOKENS: IntRange = IntRange::new(1, 1_000_000_000);
+/// Budget: US dollars for a whole task.
+pub const MAX_COST_USD: FloatRange = FloatRange::new(0.000_001, 10_000.0);
+/// A model's price, US dollars per million tokens.
+pub const PRICE_PER_MTOK: FloatRange = FloatRange::new(0.0, 10_000.0);
 /// Deadline: milliseconds a whole task may take (an hour at most).
 pub const DEADLINE_MS: IntRange = IntRange::new(1, 3_600_000);
 /// Adaptive self-consistency: samples in the first wave, and in each later wave.
@@ -189,6 +193,14 @@ impl Limits {
     #[getter]
     fn temperature(&self) -> FloatRange {
         TEMPERATURE
+    }
+    #[getter]
+    fn max_cost_usd(&self) -> FloatRange {
+        MAX_COST_USD
+    }
+    #[getter]
+    fn price_per_mtok(&self) -> FloatRange {
+        PRICE_PER_MTOK
     }
     #[getter]
     fn deadline_ms(&self) -> IntRange {

@@ -92,7 +92,7 @@ class Usage(BaseModel):
     total_tokens: int
 
 
-BudgetReason = Literal["max_calls", "max_total_tokens", "deadline"]
+BudgetReason = Literal["max_calls", "max_total_tokens", "max_cost_usd", "deadline"]
 
 
 class SamplingOut(BaseModel):
@@ -123,6 +123,10 @@ class TaskResponse(BaseModel):
     calls: int = Field(description="Provider calls made")
     latency_ms: float
     budget_exhausted: bool = Field(description="The budget stopped the strategy early")
+    cost_usd: float | None = Field(
+        default=None,
+        description="What the calls cost at the price table (null: a model's price is unknown)",
+    )
     budget_reason: BudgetReason | None = Field(
         default=None, description="What stopped it, when something did"
     )

@@ -97,6 +97,7 @@ def task_response(outcome: Outcome, *, trace: bool) -> TaskResponse:
         calls=answer.calls,
         latency_ms=round(record.latency_ms, 3),
         budget_exhausted=answer.budget_exhausted,
+        cost_usd=total_cost(record.trace),
         budget_reason=cast(BudgetReason | None, answer.budget_reason),
         sampling=(
             SamplingOut.model_validate(answer.sampling.to_dict())
@@ -106,6 +107,14 @@ def task_response(outcome: Outcome, *, trace: bool) -> TaskResponse:
         votes_by_provider=_votes_by_provider(answer) if outcome.panel else None,
         steps=record.trace if trace else None,
     )
+
+
+def total_cost(trace: list[dict[str, Any]] | None) -> float | None:
+    """The task's cost from its steps' (None when any step's price is unknown)."""
+    costs = [step.get("cost_usd") for step in trace or ()]
+    if any(cost is None for cost in costs):
+        return None
+    return round(sum(float(cost) for cost in costs if cost is not None), 8)
 
 
 def _votes_by_provider(answer: Answer) -> dict[str, dict[str, int]]:

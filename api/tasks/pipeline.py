@@ -96,6 +96,7 @@ class _Recorder:
 
     def __init__(self, spec: TaskSpec, key_id: str, registry: ProviderRegistry) -> None:
         self.spec = spec
+        self.prices = registry.settings.price_table
         self.key_id = key_id
         self.id = new_task_id()
         self.created_at = datetime.now(UTC)
@@ -133,9 +134,19 @@ class _Recorder:
             calls=answer.calls,
             error_code=None,
             error_message=None,
-            trace=[step.to_dict() for step in answer.steps],
+            trace=self.trace(answer.steps),
             budget_exhausted=answer.budget_exhausted,
         )
+
+    def trace(self, steps: list[agent_core.Step]) -> list[dict[str, Any]]:
+        """The steps as the history keeps them, each with what it cost (`None`: unknown)."""
+        out = []
+        for step in steps:
+            data = step.to_dict()
+            model = step.model or self.spec.model or self.default_model
+            data["cost_usd"] = self.prices.cost(step.provider, model, step.usage)
+            out.append(data)
+        return out
 
     def ended_early(
         self,
@@ -158,7 +169,7 @@ class _Recorder:
             calls=len(steps),
             error_code=code,
             error_message=message[:2000],
-            trace=[step.to_dict() for step in steps] or None,
+            trace=self.trace(steps) or None,
             budget_exhausted=code == "budget_exceeded",
         )
 
@@ -222,11 +233,14 @@ class TaskPipeline:
         run: Run | None = None
         try:
             provider = self._provider(spec)
+            price_input, price_output = spec.price or (None, None)
             task = agent_core.Task(
                 spec.prompt,
                 strategy=spec.strategy,
                 system=spec.system,
                 model=spec.model,
+                price_input=price_input,
+                price_output=price_output,
                 **spec.options,
             )
             run = Run(task)
@@ -268,6 +282,13 @@ class TaskPipeline:
             started = time.perf_counter()
             await self.store.add(record)
             metrics.HISTORY_WRITE_LATENCY.observe(time.perf_counter() - started)
+        for step in record.trace or ():
+            cost = step.get("cost_usd")
+            if cost:
+                metrics.COST.labels(
+                    provider=step.get("provider") or record.provider,
+                    model=metrics.model_label(step.get("model")),
+                ).inc(cost)
         metrics.observe_task(
             provider=record.provider or recorder.spec.provider,
             model=record.model,

@@ -48,6 +48,9 @@ class TaskSpec:
     given: dict[str, Any] = field(default_factory=dict)  # what the caller set (for the record)
     source: Source = "task"
     panel: tuple[PanelSeat, ...] = ()  # a vote across providers (self_consistency)
+    # The model's price, US dollars per million (prompt, completion) tokens; None: unknown.
+    # A panel's is the dearest member's, so a cost budget reserves the worst case.
+    price: tuple[float, float] | None = None
 
     @classmethod
     def resolve(
@@ -120,6 +123,13 @@ class TaskSpec:
                 for seat in seats
             ]
         name = seats[0].provider if seats else resolved(provider)
+        price = _price(registry, [(s.provider, s.model) for s in seats] or [(name, model)])
+        if given.max_cost_usd is not None and price is None:
+            raise TaskRejected(
+                "unknown_price",
+                "max_cost_usd needs the model's price, and it is unknown: add it to plugins.toml "
+                '([prices."provider/model"] input = ..., output = ..., date = ...)',
+            )
         return cls(
             prompt=prompt,
             system=system,
@@ -130,4 +140,17 @@ class TaskSpec:
             given=recorded,
             source=source,
             panel=seats,
+            price=price,
         )
+
+
+def _price(
+    registry: ProviderRegistry, seats: Sequence[tuple[str, str | None]]
+) -> tuple[float, float] | None:
+    """The dearest input and output price among the models that will answer (None if any
+    is unknown)."""
+    table = registry.settings.price_table
+    prices = [table.price(name, model or registry.default_model(name)) for name, model in seats]
+    if any(price is None for price in prices):
+        return None
+    return (max(p.input for p in prices if p), max(p.output for p in prices if p))

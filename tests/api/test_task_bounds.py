@@ -34,6 +34,7 @@ def test_every_numeric_field_has_an_engine_limit() -> None:
         "max_tokens",
         "max_calls",
         "max_total_tokens",
+        "max_cost_usd",
         "deadline_ms",
         "first_wave",
         "wave_size",

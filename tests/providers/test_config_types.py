@@ -14,7 +14,7 @@ import tomllib
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -95,6 +95,9 @@ def accepts(annotation: Any, value: Any) -> bool:
         elif origin is int:
             if isinstance(value, int) and not isinstance(value, bool):
                 return True
+        elif origin is date:
+            if type(value) is date:  # a TOML local date; a date-time is not one
+                return True
         elif isinstance(origin, type) and issubclass(origin, BaseModel):
             if isinstance(value, dict):
                 return True
@@ -116,6 +119,7 @@ def expected_member(member: Any) -> str:
     if isinstance(origin, type) and issubclass(origin, BaseModel):
         return "a table"
     words = {
+        date: "a valid date",
         bool: "a boolean",
         int: "an integer",
         float: "a number",

@@ -19,6 +19,7 @@ use crate::engine::answer::{Answer, Step};
 use crate::engine::extract::normalize;
 use crate::engine::sampling::StopReason;
 use crate::engine::strategies::{self, Final, Planned, Returned, Strategy, Transition};
+use crate::engine::task::estimate_prompt_tokens;
 use crate::engine::task::Task;
 use crate::error::{Error, ErrorKind};
 use crate::types::{Completion, CompletionRequest, Usage};
@@ -73,6 +74,7 @@ struct InFlightCall {
 enum Exhausted {
     MaxCalls,
     MaxTotalTokens,
+    MaxCost,
     Deadline,
 }
 
@@ -81,6 +83,7 @@ impl Exhausted {
         match self {
             Exhausted::MaxCalls => "max_calls",
             Exhausted::MaxTotalTokens => "max_total_tokens",
+            Exhausted::MaxCost => "max_cost_usd",
             Exhausted::Deadline => "deadline",
         }
     }
@@ -256,10 +259,20 @@ impl Run {
         // that `CompletionRequest` itself would accept.
         let share = tokens_left
             .map(|left| (left / planned.len() as u64).clamp(1, crate::limits::MAX_TOKENS.maximum));
-        let max_tokens = match (self.task.max_tokens, share) {
+        let mut max_tokens = match (self.task.max_tokens, share) {
             (Some(asked), Some(share)) => Some(asked.min(share)),
             (asked, share) => asked.or(share),
         };
+        // A cost budget reserves the worst case of the batch before it goes out: each call's
+        // prompt (estimated) plus its max_tokens at the output price must fit what is left, so
+        // max_tokens is capped at the share of the money left; when not one token fits, the
+        // task ends with its best answer so far.
+        if let Some(cap) = self.affordable_tokens(&planned) {
+            if cap == 0 {
+                return State::Done(self.out_of_budget(Exhausted::MaxCost));
+            }
+            max_tokens = Some(max_tokens.map_or(cap, |asked| asked.min(cap)));
+        }
         let mut batch = Vec::with_capacity(planned.len());
         for plan in planned {
             let request = CompletionRequest {
@@ -360,6 +373,34 @@ impl Run {
         self.usage().total()
     }
 
+    /// Dollars spent so far at the task's prices (`None` without prices).
+    pub fn spent_usd(&self) -> Option<f64> {
+        let prices = self.task.prices()?;
+        Some(prices.cost(&self.usage()))
+    }
+
+    /// With a cost budget: the most output tokens each planned call may have so that the
+    /// whole batch's worst case fits the money left (0: not even one).
+    fn affordable_tokens(&self, planned: &[Planned]) -> Option<u64> {
+        let budget = self.task.max_cost_usd?;
+        let prices = self.task.prices()?;
+        let left = budget - prices.cost(&self.usage());
+        let per_call = left / planned.len() as f64;
+        let prompt_cost = planned
+            .iter()
+            .map(|plan| prices.input_cost(estimate_prompt_tokens(&plan.messages)))
+            .fold(0.0, f64::max);
+        let room = per_call - prompt_cost;
+        if room <= 0.0 {
+            return Some(0);
+        }
+        if prices.output <= 0.0 {
+            return Some(crate::limits::MAX_TOKENS.maximum);
+        }
+        let tokens = (room / (prices.output / 1e6)).floor();
+        Some((tokens as u64).min(crate::limits::MAX_TOKENS.maximum))
+    }
+
     /// Finds the in-flight call `id`, sets its latency and returns its trace step.
     fn record(&mut self, id: u64, latency_ms: f64) -> Result<usize, Error> {
         let State::InFlight { batch } = &self.state else {
@@ -409,10 +450,16 @@ impl Run {
                     .task
                     .max_total_tokens
                     .is_some_and(|max| self.used_tokens() > max);
+                let over_cost = match (self.task.max_cost_usd, self.spent_usd()) {
+                    (Some(max), Some(spent)) => spent > max,
+                    _ => false,
+                };
                 let why = if self.truncated {
                     Some(Exhausted::MaxCalls)
                 } else if over {
                     Some(Exhausted::MaxTotalTokens)
+                } else if over_cost {
+                    Some(Exhausted::MaxCost)
                 } else {
                     None
                 };

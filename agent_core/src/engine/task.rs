@@ -78,6 +78,32 @@ pub const DEFAULT_SAMPLE_TEMPERATURE: f64 = 0.7;
 pub const DEFAULT_WAVE_SIZE: u32 = 4;
 pub const DEFAULT_STOP_CONFIDENCE: f64 = 0.94;
 
+/// Prices of a model, in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prices {
+    pub input: f64,
+    pub output: f64,
+}
+
+impl Prices {
+    pub fn input_cost(&self, tokens: u64) -> f64 {
+        tokens as f64 * self.input / 1e6
+    }
+
+    pub fn cost(&self, usage: &crate::types::Usage) -> f64 {
+        self.input_cost(usage.prompt_tokens) + usage.completion_tokens as f64 * self.output / 1e6
+    }
+}
+
+/// A prompt's tokens, estimated before the call (about four characters a token, and a few
+/// tokens of framing per message): a cost budget reserves against it.
+pub fn estimate_prompt_tokens(messages: &[crate::types::Message]) -> u64 {
+    messages
+        .iter()
+        .map(|m| (m.content.chars().count() as u64).div_ceil(4) + 4)
+        .sum()
+}
+
 /// One reasoning task.
 #[pyclass(module = "agent_core", frozen, from_py_object)]
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +133,16 @@ pub struct Task {
     /// Budget: at most this many tokens (prompt + completion) for the whole task.
     #[pyo3(get)]
     pub max_total_tokens: Option<u64>,
+    /// Budget: at most this many US dollars for the whole task, at `price_input` and
+    /// `price_output`; reserved before each batch (its worst case must fit).
+    #[pyo3(get)]
+    pub max_cost_usd: Option<f64>,
+    /// US dollars per million prompt tokens of the task's model (`None`: unknown).
+    #[pyo3(get)]
+    pub price_input: Option<f64>,
+    /// US dollars per million completion tokens of the task's model (`None`: unknown).
+    #[pyo3(get)]
+    pub price_output: Option<f64>,
     /// Deadline: the whole task ends after this many milliseconds, with its best answer so far
     /// (the driver enforces it; the engine ends the run with `Run::expire`).
     #[pyo3(get)]
@@ -141,6 +177,9 @@ impl Task {
             rounds: DEFAULT_ROUNDS,
             max_calls: None,
             max_total_tokens: None,
+            max_cost_usd: None,
+            price_input: None,
+            price_output: None,
             deadline_ms: None,
             early_stop: false,
             first_wave: None,
@@ -148,6 +187,14 @@ impl Task {
             stop_confidence: DEFAULT_STOP_CONFIDENCE,
             extra: Extra::new(),
         }
+    }
+
+    /// The task's prices, when both are known.
+    pub fn prices(&self) -> Option<Prices> {
+        Some(Prices {
+            input: self.price_input?,
+            output: self.price_output?,
+        })
     }
 
     /// The first wave's size, the default applied.
@@ -185,6 +232,23 @@ impl Task {
         if let Some(v) = self.max_total_tokens {
             limits::MAX_TOTAL_TOKENS.check("max_total_tokens", v)?;
         }
+        if let Some(v) = self.max_cost_usd {
+            limits::MAX_COST_USD.check("max_cost_usd", v)?;
+            if self.prices().is_none() {
+                return Err(Error::invalid(
+                    "max_cost_usd needs the model's prices (price_input and price_output): \
+                     they are unknown",
+                ));
+            }
+        }
+        for (name, price) in [
+            ("price_input", self.price_input),
+            ("price_output", self.price_output),
+        ] {
+            if let Some(v) = price {
+                limits::PRICE_PER_MTOK.check(name, v)?;
+            }
+        }
         if let Some(v) = self.deadline_ms {
             limits::DEADLINE_MS.check("deadline_ms", v)?;
         }
@@ -215,6 +279,9 @@ impl Task {
         rounds = None,
         max_calls = None,
         max_total_tokens = None,
+        max_cost_usd = None,
+        price_input = None,
+        price_output = None,
         deadline_ms = None,
         early_stop = false,
         first_wave = None,
@@ -235,6 +302,9 @@ impl Task {
         rounds: Option<&Bound<'_, PyAny>>,
         max_calls: Option<&Bound<'_, PyAny>>,
         max_total_tokens: Option<&Bound<'_, PyAny>>,
+        max_cost_usd: Option<f64>,
+        price_input: Option<f64>,
+        price_output: Option<f64>,
         deadline_ms: Option<&Bound<'_, PyAny>>,
         early_stop: bool,
         first_wave: Option<&Bound<'_, PyAny>>,
@@ -261,6 +331,9 @@ impl Task {
             max_calls: max_calls.map(|v| v as u32),
             max_total_tokens: limits::MAX_TOTAL_TOKENS
                 .extract_opt("max_total_tokens", max_total_tokens)?,
+            max_cost_usd,
+            price_input,
+            price_output,
             deadline_ms: limits::DEADLINE_MS.extract_opt("deadline_ms", deadline_ms)?,
             early_stop,
             first_wave: limits::FIRST_WAVE

@@ -724,3 +724,65 @@ fn budgets_name_what_stopped_the_task() {
     .unwrap();
     assert_eq!(answer.budget_reason, Some("max_calls"));
 }
+
+fn priced(task: Task, max_cost_usd: f64) -> Task {
+    Task {
+        max_cost_usd: Some(max_cost_usd),
+        price_input: Some(1.0),   // $1 per million prompt tokens
+        price_output: Some(10.0), // $10 per million completion tokens
+        ..task
+    }
+}
+
+#[test]
+fn a_cost_budget_caps_each_calls_tokens_at_its_share_of_the_money_left() {
+    // $0.001 for a vote of 4: $0.00025 a call; the prompt (~30 tokens) costs $0.00003, which
+    // leaves ~22 completion tokens at $10 per million.
+    let provider = Scripted::ok(&["Final answer: 4"; 4]);
+    let answer = drive(
+        priced(
+            Task {
+                samples: 4,
+                ..task(StrategyKind::SelfConsistency)
+            },
+            0.001,
+        ),
+        &provider,
+    )
+    .unwrap();
+    let seen = provider.seen.borrow();
+    let caps: Vec<u64> = seen.iter().map(|r| r.max_tokens.unwrap()).collect();
+    assert!(caps.iter().all(|&c| (15..=25).contains(&c)), "{caps:?}");
+    assert_eq!(answer.votes.unwrap()["4"], 4);
+}
+
+#[test]
+fn a_cost_budget_spent_ends_refine_with_its_best_answer() {
+    // Each scripted call reports 10 tokens (5 + 5): $0.000055 a call at these prices.
+    let provider = Scripted::ok(&["draft", "fix it", "better", "more", "again"]);
+    let answer = drive(
+        priced(
+            Task {
+                rounds: 3,
+                ..task(StrategyKind::Refine)
+            },
+            0.0001,
+        ),
+        &provider,
+    )
+    .unwrap();
+    assert!(answer.budget_exhausted);
+    assert_eq!(answer.budget_reason, Some("max_cost_usd"));
+    assert!(answer.calls < 7);
+}
+
+#[test]
+fn a_cost_budget_needs_known_prices() {
+    let err = Task {
+        max_cost_usd: Some(1.0),
+        ..task(StrategyKind::Direct)
+    }
+    .validate()
+    .unwrap_err();
+    assert!(err.message.contains("prices"), "{}", err.message);
+}
