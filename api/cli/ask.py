@@ -59,6 +59,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="budget: tokens for the whole task",
     )
     parser.add_argument(
+        "--max-cost-usd",
+        type=bounded(LIMITS.max_cost_usd),
+        help="budget: US dollars for the whole task, at the model's price",
+    )
+    parser.add_argument(
         "--deadline-ms",
         type=bounded(LIMITS.deadline_ms),
         help="end the task after this many ms with its best answer so far",

@@ -133,6 +133,17 @@ def test_ask_an_option_the_engine_refuses_is_an_invalid_request(workdir: Path) -
     assert done.stderr.startswith("error: invalid_request: self_consistency needs a temperature")
 
 
+def test_every_task_option_has_its_command_line_flag() -> None:
+    import argparse
+
+    from api.cli.ask import add_parser
+    from providers.task_options import OPTION_NAMES
+
+    parser = add_parser(argparse.ArgumentParser().add_subparsers())
+    destinations = {action.dest for action in parser._actions}
+    assert set(OPTION_NAMES) <= destinations, set(OPTION_NAMES) - destinations
+
+
 # Every numeric option, with the engine's own range (agent_core.LIMITS): the command line
 # refuses what the engine would, naming the range, before anything runs.
 _BOUNDED_OPTIONS: dict[str, IntRange | FloatRange] = {
