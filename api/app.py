@@ -25,7 +25,7 @@ from api.middleware import RequestContextMiddleware
 from api.persistence import open_store, parse_database_url
 from api.ratelimit import RateLimiter
 from api.redaction import register_secrets
-from api.routes import health, providers, query, task
+from api.routes import health, providers, query, task, v1
 from api.routes import metrics as metrics_routes
 from api.security import KeyRing, presented_key
 from api.tasks import TaskPipeline
@@ -42,7 +42,8 @@ Every endpoint but `/healthz` and `/readyz` needs an API key, in the `X-API-Key`
 `Authorization: Bearer <key>` (what the OpenAI SDKs send), and is rate-limited per key (one
 budget across all endpoints; `x-ratelimit-limit`, `x-ratelimit-remaining` and
 `x-ratelimit-reset` (seconds) on every response). Errors have one shape:
-`{"error": {"message", "type", "code"}}`.
+`{"error": {"message", "type", "code"}}`. `/v1/chat/completions` and `/v1/models` speak
+OpenAI's API, so the official SDKs and the tools built on them work unchanged.
 """
 
 
@@ -152,7 +153,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
     protected = APIRouter(dependencies=[Depends(admitted_principal)], responses=ERROR_RESPONSES)
-    for router in (task.router, query.router, providers.router, metrics_routes.router):
+    for router in (task.router, query.router, providers.router, metrics_routes.router, v1.router):
         protected.include_router(router)
     app.include_router(protected)
     app.include_router(health.router)

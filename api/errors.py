@@ -113,12 +113,20 @@ def agent_error_status(error: agent_core.AgentError) -> tuple[int, str, str]:
     return status, kind, code
 
 
+# 5xx that no retry can fix until an operator acts. The OpenAI SDKs retry every 5xx twice by
+# default, each retry a new task; they obey `x-should-retry: false`.
+_NOT_RETRYABLE = frozenset({"not_configured", "authentication_failed"})
+
+
 def agent_error_headers(error: agent_core.AgentError) -> dict[str, str]:
     retry_after = error.retry_after
-    if getattr(error, "code", None) == "rate_limited":
+    code = getattr(error, "code", None)
+    if code == "rate_limited":
         # Always tell the client when to come back; the upstream's hint when it gave one.
         seconds = max(1, round(retry_after)) if retry_after is not None else 1
         return {"Retry-After": str(seconds)}
+    if code in _NOT_RETRYABLE:
+        return {"x-should-retry": "false"}
     return {}
 
 

@@ -15,6 +15,8 @@ PROTECTED = [
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
+    ("GET", "/v1/models"),
+    ("POST", "/v1/chat/completions"),
 ]
 
 
@@ -25,6 +27,8 @@ def bearer(key: str) -> dict[str, str]:
 def _body(method: str, path: str) -> dict[str, object] | None:
     if path == "/task":
         return {"prompt": "hi"}
+    if path.startswith("/v1/chat"):
+        return {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
     return None
 
 

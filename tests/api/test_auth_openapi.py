@@ -37,6 +37,8 @@ def test_protected_operations_require_the_key_and_probes_do_not(client: TestClie
         ("/query/{task_id}", "get"),
         ("/providers", "get"),
         ("/metrics", "get"),
+        ("/v1/chat/completions", "post"),
+        ("/v1/models", "get"),
     ]:
         # Either scheme admits a request (OpenAPI: a list of alternatives).
         assert paths[path][method]["security"] == [{"APIKey": []}, {"Bearer": []}], path
