@@ -296,7 +296,10 @@ def _doc(description: str) -> dict[str, Any]:
 
 # For the OpenAPI document: the error responses every protected endpoint can give.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _doc("Missing or invalid X-API-Key (codes missing_api_key, invalid_api_key)"),
+    401: _doc(
+        "Missing or invalid API key, in X-API-Key or Authorization: Bearer (codes "
+        "missing_api_key, invalid_api_key, conflicting_api_keys)"
+    ),
     413: _doc("Request body larger than MAX_BODY_BYTES (code request_too_large)"),
     422: _doc("Invalid parameters (code validation_error)"),
     429: _doc(

@@ -4,7 +4,7 @@ against every configured key.
 The two headers carry the same keys (the OpenAI SDKs send `Authorization: Bearer`, our own
 clients `X-API-Key`): one key id, one rate-limit budget, whichever header brought it. A request
 that sends both with different values is refused (401 `conflicting_api_keys`) rather than
-guessing which one it meant.
+guessing which one it meant; so is X-API-Key beside an `Authorization` of another scheme.
 
 The presented key is HMAC-hashed and its digest compared with the digest of *each* configured
 key with `secrets.compare_digest`, without stopping at the first match: the time taken says
@@ -117,7 +117,8 @@ _FAILURES: Final[dict[str, tuple[str, str]]] = {
     "invalid": ("invalid_api_key", "invalid API key"),
     "conflicting": (
         "conflicting_api_keys",
-        "X-API-Key and Authorization: Bearer carry different keys: send one key, in either",
+        "X-API-Key and Authorization carry different credentials: send the key in one of "
+        "them, or the same key in both (Authorization: Bearer <key>)",
     ),
 }
 
@@ -140,11 +141,9 @@ class AuthenticationFailed(APIError):
         )
 
 
-def _bearer_token(authorization: str | None) -> str | None:
-    """The token of `Authorization: Bearer <token>` (scheme in any case); None for no header or
-    another scheme (e.g. Basic credentials meant for a proxy in front of us)."""
-    if not authorization:
-        return None
+def _bearer_token(authorization: str) -> str | None:
+    """The token of `Authorization: Bearer <token>` (scheme in any case); None for another
+    scheme or no token."""
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer":
         return None
@@ -154,15 +153,20 @@ def _bearer_token(authorization: str | None) -> str | None:
 def presented_key(headers: Headers) -> str | None:
     """The API key a request presents, in `X-API-Key` or as a Bearer token; None: neither.
 
-    :raises AuthenticationFailed: both headers carry a key and the keys differ (counted).
+    One request, one key: with X-API-Key, an `Authorization` header must be `Bearer` with the
+    same key, or the request is refused rather than guessed at (an `Authorization` meant for a
+    proxy in front of the service must not reach it).
+
+    :raises AuthenticationFailed: the two headers carry different credentials (counted).
     """
     header_key = headers.get(API_KEY_HEADER) or None
-    bearer_key = _bearer_token(headers.get("authorization"))
-    if header_key is None or bearer_key is None:
+    authorization = (headers.get("authorization") or "").strip() or None
+    bearer_key = _bearer_token(authorization) if authorization else None
+    if header_key is None or authorization is None:
         return header_key or bearer_key
     # Both are the caller's own strings: comparing them reveals nothing about the configured
     # keys, but compare_digest costs nothing and keeps the habit.
-    if not secrets.compare_digest(header_key.encode(), bearer_key.encode()):
+    if bearer_key is None or not secrets.compare_digest(header_key.encode(), bearer_key.encode()):
         metrics.AUTH_FAILURES.labels(reason="conflicting").inc()
         raise AuthenticationFailed("conflicting")
     return header_key
