@@ -42,7 +42,22 @@ CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "A chat.completion; with `stream: true`, Server-Sent Events: "
         "chat.completion.chunk objects, then `data: [DONE]`",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {
+            "text/event-stream": {
+                # One SSE event (the OpenAPI 3.2 form): unnamed, as OpenAI's are.
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "data": {
+                            "type": "string",
+                            "description": "A chat.completion.chunk or an error envelope, as "
+                            "JSON; last, [DONE]",
+                        }
+                    },
+                    "required": ["data"],
+                }
+            }
+        },
     },
     400: {
         "model": ErrorBody,
