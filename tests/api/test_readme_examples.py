@@ -64,6 +64,29 @@ def test_readme_task_request_works_verbatim(readme_server: Server, upstream: Ope
     assert upstream.calls == 1
 
 
+def _readme_block(after: str, language: str) -> str:
+    """The first `language` code block of the README after the line `after` starts with."""
+    text = (REPO_ROOT / "README.md").read_text()
+    rest = text[text.index(after) :]
+    start = rest.index(f"```{language}\n") + len(language) + 4
+    return rest[start : rest.index("```", start)]
+
+
+def test_readme_openai_sdk_example_works_verbatim(
+    readme_server: Server, upstream: OpenAIMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = _readme_block("Or through its OpenAI-compatible face", "python")
+
+    exec(compile(code, "README.md", "exec"), {})
+
+    # The mock upstream repeats the question: each sample's answer is its last number.
+    assert capsys.readouterr().out == "24 {'24': 5}\n"
+    assert upstream.calls >= 1
+    history = httpx.get("http://localhost:8000/query?source=v1", headers={"X-API-Key": "key1"})
+    [task] = history.json()["data"]
+    assert task["strategy"] == "self_consistency" and task["provider"] == "openai"
+
+
 def test_readme_429_example_after_60_requests_in_a_minute(readme_server: Server) -> None:
     with httpx.Client(timeout=10) as http:
         for _ in range(60):
