@@ -485,17 +485,17 @@ def test_a_client_that_goes_away_mid_stream_cancels_the_task(
         )
         env = server_env(tmp_path, OPENAI_API_KEY=UPSTREAM_KEY)
         server = serve({**env, "REASONING_AGENT_CONFIG": str(config)})
-        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY_A, max_retries=0)
-        stream = client.chat.completions.create(
-            model="self_consistency-4::openai/gpt-4.1-mini", messages=TWELVE, stream=True
-        )
-        first = next(iter(stream))
-        task_id = extension(first)["task_id"]
-        deadline = time.monotonic() + 5
-        while slow.waiting < 4 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert slow.waiting == 4, server.output()[-3000:]
-        stream.close()  # the client goes away
+        with openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY_A, max_retries=0) as client:
+            stream = client.chat.completions.create(
+                model="self_consistency-4::openai/gpt-4.1-mini", messages=TWELVE, stream=True
+            )
+            first = next(iter(stream))
+            task_id = extension(first)["task_id"]
+            deadline = time.monotonic() + 5
+            while slow.waiting < 4 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert slow.waiting == 4, server.output()[-3000:]
+            stream.close()  # the client goes away
         # The upstream sees its four connections close long before its 5 s answers.
         deadline = time.monotonic() + 3
         while slow.closed_early < 4 and time.monotonic() < deadline:
