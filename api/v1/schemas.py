@@ -13,7 +13,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from providers.task_options import MaxCalls, MaxTokens, MaxTotalTokens, Rounds, Samples, Temperature
+from api.routes.schemas import SamplingOut
+from providers.task_options import (
+    FirstWave,
+    MaxCalls,
+    MaxTokens,
+    MaxTotalTokens,
+    Rounds,
+    Samples,
+    StopConfidence,
+    Temperature,
+    WaveSize,
+)
 
 __all__ = [
     "ChatCompletion",
@@ -83,6 +94,19 @@ class ReasoningAgentOptions(BaseModel):
     max_calls: MaxCalls | None = Field(default=None, description="budget: provider calls")
     max_total_tokens: MaxTotalTokens | None = Field(
         default=None, description="budget: prompt and completion tokens for the whole task"
+    )
+    early_stop: bool | None = Field(
+        default=None,
+        description="self_consistency: stop drawing samples once the vote is decided",
+    )
+    stop_confidence: StopConfidence | None = Field(
+        default=None, description="with early_stop: the posterior at which the vote is decided"
+    )
+    first_wave: FirstWave | None = Field(
+        default=None, description="with early_stop: samples in the first wave"
+    )
+    wave_size: WaveSize | None = Field(
+        default=None, description="with early_stop: the most samples in a later wave"
     )
     trace: bool = Field(
         default=False, description="Include every provider call in `reasoning_agent.steps`"
@@ -200,6 +224,9 @@ class ReasoningAgentResult(BaseModel):
     votes: dict[str, int] | None = Field(description="Answer -> votes, where the strategy votes")
     calls: int = Field(description="Provider calls made")
     budget_exhausted: bool = Field(description="The budget stopped the strategy early")
+    sampling: SamplingOut | None = Field(
+        default=None, description="Voting strategies: how many samples, why sampling stopped"
+    )
     latency_ms: float
     steps: list[dict[str, Any]] | None = Field(
         default=None, description="Every provider call, when `trace` was requested"

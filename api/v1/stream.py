@@ -38,6 +38,7 @@ from api import metrics
 from api.errors import agent_error_message, agent_error_status
 from api.persistence import StoreError
 from api.redaction import redact
+from api.routes.schemas import SamplingOut
 from api.streaming import HEARTBEAT_SECONDS
 from api.streaming import _progress as progress_data
 from api.tasks import Outcome, TaskPipeline
@@ -82,6 +83,11 @@ def result_extension(outcome: Outcome, *, trace: bool) -> ReasoningAgentResult:
         votes=answer.votes,
         calls=answer.calls,
         budget_exhausted=answer.budget_exhausted,
+        sampling=(
+            SamplingOut.model_validate(answer.sampling.to_dict())
+            if answer.sampling is not None
+            else None
+        ),
         latency_ms=round(record.latency_ms, 3),
         steps=record.trace if trace else None,
     )

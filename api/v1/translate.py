@@ -285,6 +285,10 @@ def to_spec(
         ),
         max_calls=extension.max_calls,
         max_total_tokens=extension.max_total_tokens,
+        early_stop=extension.early_stop,
+        stop_confidence=extension.stop_confidence,
+        first_wave=extension.first_wave,
+        wave_size=extension.wave_size,
     )
     try:
         spec = TaskSpec.resolve(

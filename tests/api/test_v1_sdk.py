@@ -242,6 +242,36 @@ def test_the_real_upstream_gets_the_requests_options(app: TestClient, upstream: 
     assert record["params"] == {"temperature": 0.25, "max_tokens": 40, "stop": ["END"]}
 
 
+def test_a_direct_stream_forwards_the_upstreams_deltas_as_they_come(
+    app: TestClient, upstream: OpenAIMock
+) -> None:
+    words: list[ChatCompletionMessageParam] = [{"role": "user", "content": "  one two three  "}]
+    chunks = list(
+        sdk(app).chat.completions.create(model="openai/gpt-4.1-mini", messages=words, stream=True)
+    )
+    plain = sdk(app).chat.completions.create(model="openai/gpt-4.1-mini", messages=words)
+
+    deltas = [
+        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+    ]
+    assert deltas == ["one", " two", " three"]  # the upstream's own deltas, trimmed at the ends
+    assert "".join(deltas) == plain.choices[0].message.content == "one two three"
+    assert [request.json.get("stream") for request in upstream.requests] == [True, None]
+
+
+def test_adaptive_self_consistency_through_the_extension_field(app: TestClient) -> None:
+    completion = sdk(app).chat.completions.create(
+        model="self_consistency-20::echo",
+        messages=TWELVE,
+        extra_body={"reasoning_agent": {"early_stop": True, "first_wave": 3}},
+    )
+
+    task = extension(completion)
+    assert completion.choices[0].message.content == "12"
+    assert task["sampling"]["maximum"] == 20 and task["sampling"]["drawn"] < 20
+    assert task["sampling"]["stopped"] in ("settled", "confident")
+
+
 # --- errors as the SDK's exceptions -------------------------------------------------------------
 
 
