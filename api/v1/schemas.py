@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.routes.schemas import SamplingOut
+from api.routes.schemas import BudgetReason, PanelSeatIn, SamplingOut
 from providers.task_options import (
+    DeadlineMs,
     FirstWave,
     MaxCalls,
     MaxTokens,
@@ -94,6 +95,19 @@ class ReasoningAgentOptions(BaseModel):
     max_calls: MaxCalls | None = Field(default=None, description="budget: provider calls")
     max_total_tokens: MaxTotalTokens | None = Field(
         default=None, description="budget: prompt and completion tokens for the whole task"
+    )
+    deadline_ms: DeadlineMs | None = Field(
+        default=None,
+        description="budget: milliseconds for the whole task; then the best answer so far",
+    )
+    providers: list[PanelSeatIn] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8,
+        description=(
+            "self_consistency across providers: each answers its share of the samples "
+            "(the model's provider is then not used)"
+        ),
     )
     early_stop: bool | None = Field(
         default=None,
@@ -224,8 +238,14 @@ class ReasoningAgentResult(BaseModel):
     votes: dict[str, int] | None = Field(description="Answer -> votes, where the strategy votes")
     calls: int = Field(description="Provider calls made")
     budget_exhausted: bool = Field(description="The budget stopped the strategy early")
+    budget_reason: BudgetReason | None = Field(
+        default=None, description="What stopped it, when something did"
+    )
     sampling: SamplingOut | None = Field(
         default=None, description="Voting strategies: how many samples, why sampling stopped"
+    )
+    votes_by_provider: dict[str, dict[str, int]] | None = Field(
+        default=None, description="A vote across providers: `provider/model` -> answer -> votes"
     )
     latency_ms: float
     steps: list[dict[str, Any]] | None = Field(

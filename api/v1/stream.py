@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 from fastapi.sse import KEEPALIVE_COMMENT
@@ -38,7 +38,8 @@ from api import metrics
 from api.errors import agent_error_message, agent_error_status
 from api.persistence import StoreError
 from api.redaction import redact
-from api.routes.schemas import SamplingOut
+from api.routes.schemas import BudgetReason, SamplingOut
+from api.routes.task import _votes_by_provider as votes_by_provider
 from api.streaming import HEARTBEAT_SECONDS
 from api.streaming import _progress as progress_data
 from api.tasks import Outcome, TaskPipeline
@@ -83,11 +84,13 @@ def result_extension(outcome: Outcome, *, trace: bool) -> ReasoningAgentResult:
         votes=answer.votes,
         calls=answer.calls,
         budget_exhausted=answer.budget_exhausted,
+        budget_reason=cast(BudgetReason | None, answer.budget_reason),
         sampling=(
             SamplingOut.model_validate(answer.sampling.to_dict())
             if answer.sampling is not None
             else None
         ),
+        votes_by_provider=votes_by_provider(answer) if outcome.panel else None,
         latency_ms=round(record.latency_ms, 3),
         steps=record.trace if trace else None,
     )

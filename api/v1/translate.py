@@ -37,6 +37,7 @@ import agent_core
 from agent_core import LIMITS
 from api.errors import APIError
 from api.tasks import TaskRejected, TaskSpec
+from api.tasks.spec import PanelSeat
 from api.v1.schemas import ChatCompletionRequest, ChatMessage, ReasoningAgentOptions
 from providers import ProviderRegistry
 from providers.task_options import TaskOptions, describe_range
@@ -285,6 +286,7 @@ def to_spec(
         ),
         max_calls=extension.max_calls,
         max_total_tokens=extension.max_total_tokens,
+        deadline_ms=extension.deadline_ms,
         early_stop=extension.early_stop,
         stop_confidence=extension.stop_confidence,
         first_wave=extension.first_wave,
@@ -299,6 +301,7 @@ def to_spec(
             model=choice.model,
             strategy=extension.strategy or choice.strategy,
             options=options,
+            panel=[PanelSeat(s.provider, s.model, s.samples) for s in extension.providers or ()],
             source="v1",
         )
     except TaskRejected as error:

@@ -359,6 +359,24 @@ def test_trace_and_budgets_through_the_extension_field(client: TestClient) -> No
     assert record_of(client, traced)["params"] == {"samples": 4, "max_calls": 2}
 
 
+def test_a_deadline_ends_the_task_with_its_best_answer_so_far(
+    make_app: MakeApp, tmp_path: Path
+) -> None:
+    config = write_plugins_toml(
+        tmp_path, 'default_provider = "echo"\n[providers.echo.options]\nlatency = 0.3\n'
+    )
+    with make_app(providers=load_settings(config)) as client:
+        completion = chat(
+            client, model="refine-1::echo", reasoning_agent={"deadline_ms": 450}
+        ).json()
+        record = record_of(client, completion)
+
+    task = completion["reasoning_agent"]
+    assert completion["choices"][0]["message"]["content"] == "Hello, world!"  # the draft
+    assert task["budget_exhausted"] is True and task["budget_reason"] == "deadline"
+    assert record["params"] == {"rounds": 1, "deadline_ms": 450}
+
+
 def test_without_trace_no_steps_are_sent(client: TestClient) -> None:
     assert chat(client).json()["reasoning_agent"]["steps"] is None
 

@@ -272,6 +272,25 @@ def test_adaptive_self_consistency_through_the_extension_field(app: TestClient) 
     assert task["sampling"]["stopped"] in ("settled", "confident")
 
 
+def test_a_vote_across_providers_through_the_extension_field(app: TestClient) -> None:
+    completion = sdk(app).chat.completions.create(
+        model="self_consistency::echo",
+        messages=TWELVE,
+        extra_body={
+            "reasoning_agent": {
+                "providers": [
+                    {"provider": "echo", "samples": 2},
+                    {"provider": "openai", "model": "gpt-4.1-mini", "samples": 2},
+                ]
+            }
+        },
+    )
+
+    task = extension(completion)
+    assert completion.choices[0].message.content == "12" and task["calls"] == 4
+    assert {seat.split("/")[0] for seat in task["votes_by_provider"]} == {"echo", "openai"}
+
+
 # --- errors as the SDK's exceptions -------------------------------------------------------------
 
 
