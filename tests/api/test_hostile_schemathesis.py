@@ -191,7 +191,9 @@ def _own_deadline(case: Case, response: Response) -> bool:
     documented answer (a gateway timeout of the client's choosing, not a fault of ours); its
     body must still be the error envelope."""
     body = case.body if isinstance(case.body, dict) else {}
-    if response.status_code != 504 or body.get("deadline_ms") is None:
+    extension = body.get("reasoning_agent")  # /v1/chat/completions carries it there
+    options = extension if isinstance(extension, dict) else body
+    if response.status_code != 504 or options.get("deadline_ms") is None:
         return False
     if error_envelope(response.json())["code"] != "deadline_exceeded":
         return False
