@@ -14,18 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.routes.schemas import BudgetReason, PanelSeatIn, SamplingOut
-from providers.task_options import (
-    DeadlineMs,
-    FirstWave,
-    MaxCalls,
-    MaxTokens,
-    MaxTotalTokens,
-    Rounds,
-    Samples,
-    StopConfidence,
-    Temperature,
-    WaveSize,
-)
+from providers.task_options import MaxTokens, TaskOptions, Temperature
 
 __all__ = [
     "ChatCompletion",
@@ -79,9 +68,12 @@ class ResponseFormat(BaseModel):
     type: str = Field(max_length=64, description="Only `text` is served")
 
 
-class ReasoningAgentOptions(BaseModel):
+class ReasoningAgentOptions(TaskOptions):
     """What only this service understands, in one namespaced object (`extra_body` in the
-    SDKs). Unknown keys are refused: a misspelt option is an error, not silently ignored."""
+    SDKs): every task option (`TaskOptions`, declared once, so an option added there is
+    accepted here too), plus the strategy, a vote across providers, trace and progress.
+    Unknown keys are refused: a misspelt option is an error, not silently ignored. What it sets
+    wins over the model-name form and over the OpenAI body (`temperature`, `max_tokens`)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -89,16 +81,6 @@ class ReasoningAgentOptions(BaseModel):
         default=None,
         max_length=64,
         description="direct, cot, self_consistency or refine; wins over the model-name form",
-    )
-    samples: Samples | None = Field(default=None, description="self_consistency: voting samples")
-    rounds: Rounds | None = Field(default=None, description="refine: critique-and-revise rounds")
-    max_calls: MaxCalls | None = Field(default=None, description="budget: provider calls")
-    max_total_tokens: MaxTotalTokens | None = Field(
-        default=None, description="budget: prompt and completion tokens for the whole task"
-    )
-    deadline_ms: DeadlineMs | None = Field(
-        default=None,
-        description="budget: milliseconds for the whole task; then the best answer so far",
     )
     providers: list[PanelSeatIn] | None = Field(
         default=None,
@@ -108,19 +90,6 @@ class ReasoningAgentOptions(BaseModel):
             "self_consistency across providers: each answers its share of the samples "
             "(the model's provider is then not used)"
         ),
-    )
-    early_stop: bool | None = Field(
-        default=None,
-        description="self_consistency: stop drawing samples once the vote is decided",
-    )
-    stop_confidence: StopConfidence | None = Field(
-        default=None, description="with early_stop: the posterior at which the vote is decided"
-    )
-    first_wave: FirstWave | None = Field(
-        default=None, description="with early_stop: samples in the first wave"
-    )
-    wave_size: WaveSize | None = Field(
-        default=None, description="with early_stop: the most samples in a later wave"
     )
     trace: bool = Field(
         default=False, description="Include every provider call in `reasoning_agent.steps`"

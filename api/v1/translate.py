@@ -275,22 +275,19 @@ def to_spec(
                 "(MAX_PROMPT_CHARS)"
             )
     extension = body.reasoning_agent or ReasoningAgentOptions()
-    options = TaskOptions(
-        samples=extension.samples if extension.samples is not None else choice.samples,
-        rounds=extension.rounds if extension.rounds is not None else choice.rounds,
-        temperature=body.temperature,
-        max_tokens=(
+    # Precedence, lowest first: the model-name form, the OpenAI body, the extension field.
+    implied = {
+        "samples": choice.samples,
+        "rounds": choice.rounds,
+        "temperature": body.temperature,
+        "max_tokens": (
             body.max_completion_tokens
             if body.max_completion_tokens is not None
             else body.max_tokens
         ),
-        max_calls=extension.max_calls,
-        max_total_tokens=extension.max_total_tokens,
-        deadline_ms=extension.deadline_ms,
-        early_stop=extension.early_stop,
-        stop_confidence=extension.stop_confidence,
-        first_wave=extension.first_wave,
-        wave_size=extension.wave_size,
+    }
+    options = TaskOptions.model_validate(
+        {**{k: v for k, v in implied.items() if v is not None}, **extension.given()}
     )
     try:
         spec = TaskSpec.resolve(

@@ -291,6 +291,21 @@ def test_a_vote_across_providers_through_the_extension_field(app: TestClient) ->
     assert {seat.split("/")[0] for seat in task["votes_by_provider"]} == {"echo", "openai"}
 
 
+def test_the_extension_field_wins_over_the_openai_body(
+    app: TestClient, upstream: OpenAIMock
+) -> None:
+    sdk(app).chat.completions.create(
+        model="openai/gpt-4.1-mini",
+        messages=HELLO,
+        temperature=0.25,
+        max_tokens=30,
+        extra_body={"reasoning_agent": {"temperature": 0.5}},
+    )
+
+    [sent] = [request.json for request in upstream.requests]
+    assert sent["temperature"] == 0.5 and sent["max_completion_tokens"] == 30
+
+
 # --- errors as the SDK's exceptions -------------------------------------------------------------
 
 
