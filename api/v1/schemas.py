@@ -206,6 +206,10 @@ class ReasoningAgentResult(BaseModel):
     confidence: float | None = Field(description="Share of votes for the answer, where voted")
     votes: dict[str, int] | None = Field(description="Answer -> votes, where the strategy votes")
     calls: int = Field(description="Provider calls made")
+    cost_usd: float | None = Field(
+        default=None,
+        description="What the calls cost at the price table (null: a model's price is unknown)",
+    )
     budget_exhausted: bool = Field(description="The budget stopped the strategy early")
     budget_reason: BudgetReason | None = Field(
         default=None, description="What stopped it, when something did"

@@ -40,6 +40,7 @@ from api.persistence import StoreError
 from api.redaction import redact
 from api.routes.schemas import BudgetReason, SamplingOut
 from api.routes.task import _votes_by_provider as votes_by_provider
+from api.routes.task import total_cost
 from api.streaming import HEARTBEAT_SECONDS
 from api.streaming import _progress as progress_data
 from api.tasks import Outcome, TaskPipeline
@@ -83,6 +84,7 @@ def result_extension(outcome: Outcome, *, trace: bool) -> ReasoningAgentResult:
         confidence=answer.confidence,
         votes=answer.votes,
         calls=answer.calls,
+        cost_usd=total_cost(record.trace),
         budget_exhausted=answer.budget_exhausted,
         budget_reason=cast(BudgetReason | None, answer.budget_reason),
         sampling=(

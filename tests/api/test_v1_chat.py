@@ -378,6 +378,14 @@ def test_a_deadline_ends_the_task_with_its_best_answer_so_far(
     assert record["params"] == {"rounds": 1, "deadline_ms": 450}
 
 
+def test_the_cost_and_a_cost_budget(client: TestClient) -> None:
+    # Every TaskOptions option is an extension key: max_cost_usd came with the price table.
+    completion = chat(client, reasoning_agent={"max_cost_usd": 1.0}).json()
+
+    assert completion["reasoning_agent"]["cost_usd"] == 0.0  # echo is free
+    assert record_of(client, completion)["params"] == {"max_cost_usd": 1.0}
+
+
 def test_without_trace_no_steps_are_sent(client: TestClient) -> None:
     assert chat(client).json()["reasoning_agent"]["steps"] is None
 
