@@ -25,9 +25,9 @@ from api.middleware import RequestContextMiddleware
 from api.persistence import open_store, parse_database_url
 from api.ratelimit import RateLimiter
 from api.redaction import register_secrets
-from api.routes import health, providers, query, task
+from api.routes import health, providers, query, task, v1
 from api.routes import metrics as metrics_routes
-from api.security import API_KEY_HEADER, KeyRing
+from api.security import KeyRing, presented_key
 from api.tasks import TaskPipeline
 from providers import ProviderRegistry, ProvidersSettings, load_registry, load_settings
 
@@ -38,10 +38,12 @@ log = logging.getLogger("api")
 DESCRIPTION = """\
 Submit prompts to a reasoning agent over several LLM providers, and query the history.
 
-Every endpoint but `/healthz` and `/readyz` needs an API key in the `X-API-Key` header, and is
-rate-limited per key (one budget across all endpoints; `x-ratelimit-limit`,
-`x-ratelimit-remaining` and `x-ratelimit-reset` (seconds) on every response). Errors have one
-shape: `{"error": {"message", "type", "code"}}`.
+Every endpoint but `/healthz` and `/readyz` needs an API key, in the `X-API-Key` header or as
+`Authorization: Bearer <key>` (what the OpenAI SDKs send), and is rate-limited per key (one
+budget across all endpoints; `x-ratelimit-limit`, `x-ratelimit-remaining` and
+`x-ratelimit-reset` (seconds) on every response). Errors have one shape:
+`{"error": {"message", "type", "code"}}`. `/v1/chat/completions` and `/v1/models` speak
+OpenAI's API, so the official SDKs and the tools built on them work unchanged.
 """
 
 
@@ -144,14 +146,14 @@ def create_app(
     app.state.limiter = RateLimiter(settings)
 
     async def admission(request: Request) -> object:
-        return await admit(request, request.headers.get(API_KEY_HEADER))
+        return await admit(request, presented_key(request.headers))
 
     app.state.admission = admission
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
     protected = APIRouter(dependencies=[Depends(admitted_principal)], responses=ERROR_RESPONSES)
-    for router in (task.router, query.router, providers.router, metrics_routes.router):
+    for router in (task.router, query.router, providers.router, metrics_routes.router, v1.router):
         protected.include_router(router)
     app.include_router(protected)
     app.include_router(health.router)

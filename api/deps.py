@@ -9,11 +9,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials
 
 from api.config import ServiceSettings
 from api.persistence.records import TaskStore
 from api.ratelimit import KeyRateLimitExceeded, RateLimiter
-from api.security import Principal, api_key_header, authenticate_request
+from api.security import (
+    Principal,
+    api_key_header,
+    authenticate_request,
+    bearer_scheme,
+    presented_key,
+)
 from api.tasks import TaskPipeline
 from providers import ProviderRegistry
 
@@ -79,11 +86,14 @@ async def admit(request: Request, presented_key: str | None) -> Principal:
 
 
 async def admitted_principal(
-    request: Request, api_key: Annotated[str | None, Security(api_key_header)]
+    request: Request,
+    _api_key: Annotated[str | None, Security(api_key_header)],
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
 ) -> Principal:
     """The router-level guard of every protected endpoint (FastAPI runs it once per request
-    even when the endpoint asks for the principal too)."""
-    return await admit(request, api_key)
+    even when the endpoint asks for the principal too). The two security parameters put both
+    schemes in the OpenAPI document; `presented_key` reads the headers for both."""
+    return await admit(request, presented_key(request.headers))
 
 
 Admitted = Annotated[Principal, Depends(admitted_principal)]

@@ -113,12 +113,20 @@ def agent_error_status(error: agent_core.AgentError) -> tuple[int, str, str]:
     return status, kind, code
 
 
+# 5xx that no retry can fix until an operator acts. The OpenAI SDKs retry every 5xx twice by
+# default, each retry a new task; they obey `x-should-retry: false`.
+_NOT_RETRYABLE = frozenset({"not_configured", "authentication_failed"})
+
+
 def agent_error_headers(error: agent_core.AgentError) -> dict[str, str]:
     retry_after = error.retry_after
-    if getattr(error, "code", None) == "rate_limited":
+    code = getattr(error, "code", None)
+    if code == "rate_limited":
         # Always tell the client when to come back; the upstream's hint when it gave one.
         seconds = max(1, round(retry_after)) if retry_after is not None else 1
         return {"Retry-After": str(seconds)}
+    if code in _NOT_RETRYABLE:
+        return {"x-should-retry": "false"}
     return {}
 
 
@@ -288,7 +296,10 @@ def _doc(description: str) -> dict[str, Any]:
 
 # For the OpenAPI document: the error responses every protected endpoint can give.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _doc("Missing or invalid X-API-Key (codes missing_api_key, invalid_api_key)"),
+    401: _doc(
+        "Missing or invalid API key, in X-API-Key or Authorization: Bearer (codes "
+        "missing_api_key, invalid_api_key, conflicting_api_keys)"
+    ),
     413: _doc("Request body larger than MAX_BODY_BYTES (code request_too_large)"),
     422: _doc("Invalid parameters (code validation_error)"),
     429: _doc(

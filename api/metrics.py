@@ -111,7 +111,7 @@ RATE_LIMIT_STORAGE_PROBES = Counter(
 )
 AUTH_FAILURES = Counter(
     "auth_failures",
-    "Requests refused with 401, by reason (missing, invalid)",
+    "Requests refused with 401, by reason (missing, invalid, conflicting)",
     ["reason"],
     namespace=NAMESPACE,
 )

@@ -1,4 +1,6 @@
-"""X-API-Key authentication: every endpoint but the probes, 401 in the one error shape."""
+"""API-key authentication (X-API-Key): every endpoint but the probes, 401 in the one error shape.
+
+The same keys as Bearer tokens: tests/api/test_auth_bearer.py."""
 
 from __future__ import annotations
 
@@ -39,7 +41,9 @@ def test_protected_endpoint_without_key_is_401(client: TestClient, method: str, 
     assert response.status_code == 401
     assert response.json() == {
         "error": {
-            "message": "missing API key: send it in the X-API-Key header",
+            "message": (
+                "missing API key: send it in the X-API-Key header or as Authorization: Bearer <key>"
+            ),
             "type": "authentication_error",
             "code": "missing_api_key",
         }

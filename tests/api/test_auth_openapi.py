@@ -16,7 +16,7 @@ def _schema(client: TestClient) -> dict[str, Any]:
     return schema
 
 
-def test_openapi_declares_the_api_key_header_scheme(client: TestClient) -> None:
+def test_openapi_declares_the_api_key_header_and_bearer_schemes(client: TestClient) -> None:
     schemes = _schema(client)["components"]["securitySchemes"]
 
     assert schemes["APIKey"] == {
@@ -25,6 +25,7 @@ def test_openapi_declares_the_api_key_header_scheme(client: TestClient) -> None:
         "name": "X-API-Key",
         "description": "One of the keys configured in API_KEYS (or ADMIN_API_KEYS).",
     }
+    assert schemes["Bearer"]["type"] == "http" and schemes["Bearer"]["scheme"] == "bearer"
 
 
 def test_protected_operations_require_the_key_and_probes_do_not(client: TestClient) -> None:
@@ -36,8 +37,11 @@ def test_protected_operations_require_the_key_and_probes_do_not(client: TestClie
         ("/query/{task_id}", "get"),
         ("/providers", "get"),
         ("/metrics", "get"),
+        ("/v1/chat/completions", "post"),
+        ("/v1/models", "get"),
     ]:
-        assert paths[path][method]["security"] == [{"APIKey": []}], path
+        # Either scheme admits a request (OpenAPI: a list of alternatives).
+        assert paths[path][method]["security"] == [{"APIKey": []}, {"Bearer": []}], path
     for probe in ("/healthz", "/readyz"):
         assert "security" not in paths[probe]["get"]
 

@@ -11,6 +11,7 @@ import json
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -62,6 +63,32 @@ def test_readme_task_request_works_verbatim(readme_server: Server, upstream: Ope
     assert body["answer"] == "Hello, world!"
     assert body["provider"] == "openai"
     assert upstream.calls == 1
+
+
+def _readme_block(after: str, language: str) -> str:
+    """The first `language` code block of the README after the line `after` starts with."""
+    text = (REPO_ROOT / "README.md").read_text()
+    rest = text[text.index(after) :]
+    start = rest.index(f"```{language}\n") + len(language) + 4
+    return rest[start : rest.index("```", start)]
+
+
+def test_readme_openai_sdk_example_works_verbatim(
+    readme_server: Server, upstream: OpenAIMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = _readme_block("Or through its OpenAI-compatible face", "python")
+
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    # Closed by the client, so that port 8000 is not left in TIME_WAIT for the next test.
+    namespace["client"].close()
+
+    # The mock upstream repeats the question: each sample's answer is its last number.
+    assert capsys.readouterr().out == "24 {'24': 5}\n"
+    assert upstream.calls >= 1
+    history = httpx.get("http://localhost:8000/query?source=v1", headers={"X-API-Key": "key1"})
+    [task] = history.json()["data"]
+    assert task["strategy"] == "self_consistency" and task["provider"] == "openai"
 
 
 def test_readme_429_example_after_60_requests_in_a_minute(readme_server: Server) -> None:
