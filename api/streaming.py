@@ -38,7 +38,7 @@ from api.redaction import redact
 from api.tasks import Outcome, TaskPipeline, TaskSpec
 from api.tasks.pipeline import Finished, Heartbeat, Progress, TaskAccepted
 
-__all__ = ["HEARTBEAT_SECONDS", "TaskEventStream", "task_events"]
+__all__ = ["HEARTBEAT_SECONDS", "TaskEventStream", "progress_data", "task_events"]
 
 log = logging.getLogger("api.task")
 
@@ -58,7 +58,7 @@ def _encode(event: str, data: Any, sequence: int) -> bytes:
     return format_sse_event(event=event, data_str=orjson.dumps(data).decode(), id=str(sequence))
 
 
-def _progress(event: Any, default_model: str | None) -> tuple[str, dict[str, Any]]:
+def progress_data(event: Any, default_model: str | None) -> tuple[str, dict[str, Any]]:
     if isinstance(event, CallStarted):
         return "call.started", {
             "call": event.call,
@@ -121,7 +121,7 @@ async def task_events(
                 }
                 yield _encode("task", data, sequence)
             elif isinstance(item, Progress):
-                name, data = _progress(item.event, default_model)
+                name, data = progress_data(item.event, default_model)
                 yield _encode(name, data, sequence)
             elif isinstance(item, Heartbeat):
                 sequence -= 1

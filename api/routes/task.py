@@ -25,7 +25,15 @@ from api.tasks import Outcome, TaskRejected, TaskSpec
 from api.tasks.spec import PanelSeat
 from providers import ProviderRegistry
 
-__all__ = ["StorageUnavailable", "rejected", "router", "spec_from_request", "task_response"]
+__all__ = [
+    "StorageUnavailable",
+    "rejected",
+    "router",
+    "spec_from_request",
+    "task_response",
+    "total_cost",
+    "votes_by_provider",
+]
 
 log = logging.getLogger("api.task")
 
@@ -104,7 +112,7 @@ def task_response(outcome: Outcome, *, trace: bool) -> TaskResponse:
             if answer.sampling is not None
             else None
         ),
-        votes_by_provider=_votes_by_provider(answer) if outcome.panel else None,
+        votes_by_provider=votes_by_provider(answer) if outcome.panel else None,
         steps=record.trace if trace else None,
     )
 
@@ -117,7 +125,7 @@ def total_cost(trace: list[dict[str, Any]] | None) -> float | None:
     return round(sum(float(cost) for cost in costs if cost is not None), 8)
 
 
-def _votes_by_provider(answer: Answer) -> dict[str, dict[str, int]]:
+def votes_by_provider(answer: Answer) -> dict[str, dict[str, int]]:
     """Who said what in a vote across providers: `provider/model` -> answer -> votes."""
     breakdown: dict[str, dict[str, int]] = {}
     for step in answer.steps:

@@ -39,10 +39,8 @@ from api.errors import agent_error_message, agent_error_status
 from api.persistence import StoreError
 from api.redaction import redact
 from api.routes.schemas import BudgetReason, SamplingOut
-from api.routes.task import _votes_by_provider as votes_by_provider
-from api.routes.task import total_cost
-from api.streaming import HEARTBEAT_SECONDS
-from api.streaming import _progress as progress_data
+from api.routes.task import total_cost, votes_by_provider
+from api.streaming import HEARTBEAT_SECONDS, progress_data
 from api.tasks import Outcome, TaskPipeline
 from api.tasks.pipeline import Finished, Heartbeat, Progress, TaskAccepted
 from api.v1 import EXTENSION
