@@ -32,7 +32,8 @@ from starlette.types import Receive, Scope, Send
 import agent_core
 from agent_core import AnswerDelta, CallFinished, CallStarted, VoteTally
 from api import metrics
-from api.errors import agent_error_message, agent_error_status
+from api.budgets import Reservation
+from api.errors import APIError, agent_error_message, agent_error_status
 from api.persistence import StoreError
 from api.redaction import redact
 from api.tasks import Outcome, TaskPipeline, TaskSpec
@@ -101,6 +102,7 @@ async def task_events(
     face: str,
     request_id: str | None,
     started: float,
+    reservation: Reservation | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body of a streamed task. `result` renders a succeeded outcome exactly as the
     non-streamed response would."""
@@ -108,7 +110,9 @@ async def task_events(
     sequence = 0
     outcome_label = "cancelled"  # until the stream ends any other way
     try:
-        async for item in pipeline.events(spec, key_id, heartbeat=HEARTBEAT_SECONDS):
+        async for item in pipeline.events(
+            spec, key_id, heartbeat=HEARTBEAT_SECONDS, reservation=reservation
+        ):
             sequence += 1
             if isinstance(item, TaskAccepted):
                 metrics.STREAM_FIRST_EVENT.labels(face=face).observe(time.perf_counter() - started)
@@ -133,6 +137,11 @@ async def task_events(
                     yield _encode("error", _agent_error(outcome.error), sequence)
                 else:
                     yield _encode("result", result(outcome), sequence)
+    except APIError as error:
+        # Refused before it ran (a key's budget, for an entry point that did not reserve
+        # before starting the stream): the error envelope as the last event.
+        outcome_label = error.code
+        yield _encode("error", _error(error.message, error.type, error.code), sequence + 1)
     except StoreError as error:
         outcome_label = "storage_unavailable"
         log.error("streamed task not recorded: %s", error)
