@@ -96,7 +96,8 @@ class Reservation:
     budget_nano: int
     key_ttl: int  # seconds the ledger entry lives (its period, plus a day)
     state: BudgetState | None = None
-    settled: bool = field(default=False)
+    started: bool = False  # a task runs within it (and settles it when it ends)
+    settled: bool = False
 
 
 class BudgetExhausted(APIError):

@@ -20,9 +20,10 @@ with what it spent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -50,9 +51,24 @@ class TaskEventStream(EventSourceResponse):
     """An SSE response that always watches for the client going away (Starlette does so only
     for servers of ASGI spec < 2.4): a disconnect cancels the body, and with it the task."""
 
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        *,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        super().__init__(content)
+        self._on_close = on_close
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope = {**scope, "asgi": {**scope.get("asgi", {}), "spec_version": "2.3"}}
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Runs even when the client left before the body began (then the task never
+            # started, and what it reserved in its key's budget is released here).
+            if self._on_close is not None:
+                await asyncio.shield(self._on_close())
 
 
 def _encode(event: str, data: Any, sequence: int) -> bytes:

@@ -201,7 +201,12 @@ async def run_task(
                 request_id=state.get("request_id"),
                 started=state.get("started", time.perf_counter()),
                 reservation=reservation,
-            )
+            ),
+            on_close=(
+                (lambda: pipeline.release_unstarted(reservation))
+                if reservation is not None
+                else None
+            ),
         )
     try:
         outcome = await pipeline.run(spec, principal.key_id)

@@ -230,6 +230,8 @@ class TaskPipeline:
         """
         if reservation is None:
             reservation = await self.reserve(spec, key_id)
+        if reservation is not None:
+            reservation.started = True
         try:
             return await self._execute(_Recorder(spec, key_id, self.registry, reservation), None)
         finally:
@@ -252,6 +254,8 @@ class TaskPipeline:
         """
         if reservation is None:
             reservation = await self.reserve(spec, key_id)
+        if reservation is not None:
+            reservation.started = True
         recorder = _Recorder(spec, key_id, self.registry, reservation)
         queue: asyncio.Queue[PipelineEvent] = asyncio.Queue()
         try:
@@ -374,6 +378,12 @@ class TaskPipeline:
             else 0.0
         )
         await asyncio.shield(self.budgets.settle(reservation, spent))
+
+    async def release_unstarted(self, reservation: Reservation) -> None:
+        """Releases a reservation taken with `reserve` whose task never started (a stream
+        whose client left before its body began); a task that started settles itself."""
+        if not reservation.started:
+            await self._settle(reservation, None)
 
     def _settle_later(self, reservation: Reservation) -> None:
         if reservation.settled:

@@ -7,6 +7,8 @@ at the network edge with a price in plugins.toml; the must-show test runs two re
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -181,6 +183,59 @@ def test_a_stream_is_refused_before_it_starts(make_app: MakeApp, priced: Provide
         assert remaining(refused) == pytest.approx(0.0004)
 
 
+def test_a_stream_whose_client_left_at_once_releases_its_reservation(
+    make_app: MakeApp, priced: ProvidersSettings, upstream: OpenAIMock
+) -> None:
+    upstream.always = Fault.reply("Final answer: 42", usage=USAGE, delay=0.5)
+    prefix = unique_prefix()
+    with make_app(
+        providers=priced, key_budgets="*=1/day", redis_url=REDIS_URL, rate_limit_key_prefix=prefix
+    ) as client:
+        body = json.dumps({"prompt": "x", "stream": True}).encode()
+        messages: list[dict[str, Any]] = [
+            {"type": "http.request", "body": body, "more_body": False}
+        ]
+
+        async def receive() -> dict[str, Any]:  # the body, then the client is gone
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            # The response never gets out (the peer is gone): the body is never iterated, so
+            # the task never starts; only the response's close can release the reservation.
+            if message["type"] == "http.response.start":
+                await asyncio.sleep(3600)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/task",
+            "raw_path": b"/task",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [
+                (b"x-api-key", KEY_A.encode()),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+            "client": ("127.0.0.1", 1234),
+            "server": ("testserver", 80),
+        }
+
+        async def call() -> None:
+            await client.app(scope, receive, send)  # type: ignore[arg-type]
+
+        assert client.portal is not None
+        client.portal.call(call)
+        deadline = time.monotonic() + 10
+        while redis_entry(prefix, KEY_A)["reserved"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert redis_entry(prefix, KEY_A)["reserved"] == 0
+        assert remaining(client.get("/query", headers=headers())) > 1 - 0.002
+
+
 def test_the_period_rolls_over_at_midnight_utc(
     make_app: MakeApp, priced: ProvidersSettings
 ) -> None:
@@ -351,13 +406,27 @@ async def _load(urls: list[str], total: int, concurrency: int) -> list[httpx.Res
         return await asyncio.gather(*(one(client, i) for i in range(total)))
 
 
+LONG_ANSWER = "Final answer: 42. " + "Because the numbers add up, step by step. " * 60
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # Usage scripted: $0.0016 a task whatever max_tokens the engine sent. A task given less
+        # than that by the tail of the budget overspends its reservation: the worst case.
+        pytest.param(Fault.reply("Final answer: 42", usage=USAGE, delay=0.05), id="scripted"),
+        # Tokens counted by the mock, which honours max_completion_tokens as a real upstream
+        # does: each task spends up to its reservation, capped by the engine.
+        pytest.param(Fault.reply(LONG_ANSWER, delay=0.05), id="counted"),
+    ],
+)
 def test_two_instances_never_overspend_together(
-    serve: Any, tmp_path: Path, upstream: OpenAIMock
+    serve: Any, tmp_path: Path, upstream: OpenAIMock, answer: Fault
 ) -> None:
     budget, reservation, requests, concurrency = 0.01, 0.002, 80, 16
     prefix = unique_prefix()
-    upstream.always = Fault.reply("Final answer: 42", usage=USAGE, delay=0.05)
-    (tmp_path / "config").mkdir()
+    upstream.always = answer
+    (tmp_path / "config").mkdir()  # server_env writes its own default plugins.toml in tmp_path
     config = write_plugins_toml(tmp_path / "config", plugins(upstream))
     servers = []
     for n in range(2):
@@ -374,7 +443,6 @@ def test_two_instances_never_overspend_together(
             DATA_DIR=str(tmp_path / f"data-{n}"),
             LOG_LEVEL="WARNING",
         )
-        env["REASONING_AGENT_CONFIG"] = str(config)  # server_env wrote its own default
         servers.append(serve(env))
 
     responses = asyncio.run(_load([server.url for server in servers], requests, concurrency))
@@ -383,10 +451,12 @@ def test_two_instances_never_overspend_together(
     admitted = [response.json()["cost_usd"] for response in responses if response.is_success]
     spent = sum(admitted)
     overshoot = spent - budget
+    kind = "scripted usage" if answer.usage else "counted tokens"
     print(
-        f"\nbudget ${budget}, reservation ${reservation}, {requests} requests ({concurrency} "
-        f"at a time) over 2 instances: {dict(statuses)}; admitted spend ${spent:.6f} "
-        f"over {len(admitted)} tasks; overshoot ${max(0.0, overshoot):.6f} ({overshoot:+.6f})"
+        f"\n[{kind}] budget ${budget}, reservation ${reservation}, {requests} requests "
+        f"({concurrency} at a time) over 2 instances: {dict(statuses)}; admitted spend "
+        f"${spent:.6f} over {len(admitted)} tasks; overshoot ${max(0.0, overshoot):.6f} "
+        f"({overshoot:+.6f})"
     )
     refused = [response for response in responses if response.status_code == 402]
     assert set(statuses) == {200, 402}
