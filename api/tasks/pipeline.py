@@ -372,11 +372,12 @@ class TaskPipeline:
         does not stop the settlement half-way."""
         if reservation is None or reservation.settled or self.budgets is None:
             return
-        spent = (
-            sum(float(step.get("cost_usd") or 0.0) for step in (record.trace or ()))
-            if record
-            else 0.0
-        )
+        steps = (record.trace or []) if record is not None else []
+        spent = sum(float(step.get("cost_usd") or 0.0) for step in steps)
+        if any(step.get("cost_usd") is None for step in steps):
+            # A call of unknown price (a fallback to an unpriced model): charged as the whole
+            # reservation, the most the engine let the task spend at the prices it knew.
+            spent = max(spent, reservation.usd)
         await asyncio.shield(self.budgets.settle(reservation, spent))
 
     async def release_unstarted(self, reservation: Reservation) -> None:

@@ -171,6 +171,21 @@ def test_an_unpriced_model_is_refused_for_a_budgeted_key_only(
         assert run_task(client, key=KEY_B, provider="local").status_code == 200
 
 
+def test_a_fallback_to_an_unpriced_model_is_charged_its_whole_reservation(
+    make_app: MakeApp, upstream: OpenAIMock, tmp_path: Path
+) -> None:
+    config = write_plugins_toml(tmp_path, plugins(upstream) + '[fallback]\nopenai = ["local"]\n')
+    upstream.always = None
+    upstream.enqueue(Fault.error(503), Fault.reply("Final answer: 42", usage=USAGE))
+    with make_app(
+        providers=load_settings(config), key_budgets="*=1/day", budget_reservation_usd=0.002
+    ) as client:
+        response = run_task(client)
+        assert response.status_code == 200 and response.json()["cost_usd"] is None
+        # Its cost is unknown: the most it could have spent is charged, never nothing.
+        assert remaining(response) == pytest.approx(1 - 0.002)
+
+
 def test_a_stream_is_refused_before_it_starts(make_app: MakeApp, priced: ProvidersSettings) -> None:
     with make_app(
         providers=priced, key_budgets="*=0.002/day", budget_reservation_usd=0.002
