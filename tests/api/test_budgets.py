@@ -132,6 +132,15 @@ def test_memory_budget_admits_until_spent_then_402_with_the_header(
         # Every response of the budgeted key says what is left, not only the task's.
         listed = client.get("/query", headers=headers(KEY_A))
         assert remaining(listed) == pytest.approx(0.0002)
+        # Refusals are counted, never by key.
+        metrics = client.get("/metrics", headers=headers(KEY_B)).text
+        refusals = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("reasoning_agent_budget_refusals_total{")
+        ]
+        assert refusals and all("key" not in line for line in refusals)
+        assert any('reason="exhausted"' in line for line in refusals)
         # A key without a budget: no header, no limit.
         other = run_task(client, key=KEY_B)
         assert other.status_code == 200 and "x-budget-remaining" not in other.headers
