@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 import agent_core
 from api import metrics
+from api.budgets import Ledger
 from api.config import ServiceSettings, get_settings
 from api.deps import admit, admitted_principal
 from api.errors import ERROR_RESPONSES, install_error_handlers
@@ -51,17 +52,22 @@ OpenAI's API, so the official SDKs and the tools built on them work unchanged.
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServiceSettings = app.state.settings
     limiter: RateLimiter = app.state.limiter
+    budgets: Ledger = app.state.budgets
     await limiter.start()
+    await budgets.start()
     registry = load_registry(app.state.providers_settings)
     try:
         store = await open_store(settings.resolved_database_url, migrate=settings.migrate_on_start)
     except BaseException:
         await registry.aclose()
+        await budgets.aclose()
         await limiter.aclose()
         raise
     app.state.registry = registry
     app.state.store = store
-    app.state.pipeline = pipeline = TaskPipeline(registry, store)
+    app.state.pipeline = pipeline = TaskPipeline(
+        registry, store, budgets if budgets.enabled else None
+    )
     _log_startup(settings, registry, limiter)
     try:
         yield
@@ -69,6 +75,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pipeline.aclose()  # cancelled tasks finish recording
         await store.aclose()  # queued history writes finish first
         await registry.aclose()
+        await budgets.aclose()  # after the pipeline: cancelled tasks settle their spend first
         await limiter.aclose()
         metrics.mark_process_dead()
 
@@ -144,6 +151,7 @@ def create_app(
     app.state.providers_settings = providers_settings
     app.state.keyring = KeyRing(settings)
     app.state.limiter = RateLimiter(settings)
+    app.state.budgets = Ledger.from_settings(settings)
 
     async def admission(request: Request) -> object:
         return await admit(request, presented_key(request.headers))

@@ -123,6 +123,51 @@ class ServiceSettings(BaseSettings):
         ),
     )
 
+    # --- spend budgets (api/budgets.py) -----------------------------------------------------
+    key_budgets: str = Field(
+        default="",
+        description=(
+            "KEY_BUDGETS: dollars per UTC day or month per key id, e.g. "
+            "`*=5/day;3f2a9c1d0e7b4a55=100/month` (`*`: every key without its own entry; "
+            "a key's id is the `key_id` of its tasks in GET /query). Empty: no budgets"
+        ),
+    )
+    budget_reservation_usd: float = Field(
+        default=0.25,
+        gt=0,
+        le=10_000,
+        description=(
+            "BUDGET_RESERVATION_USD: what a budgeted key's task reserves (and may spend) when "
+            "it sets no max_cost_usd"
+        ),
+    )
+    budget_min_reservation_usd: float = Field(
+        default=0.001,
+        ge=0.000001,
+        le=100,
+        description=(
+            "BUDGET_MIN_RESERVATION_USD: a task is refused (402) when less than this is left "
+            "in its key's budget"
+        ),
+    )
+    budget_reservation_ttl: float = Field(
+        default=900,
+        ge=10,
+        le=86_400,
+        description=(
+            "BUDGET_RESERVATION_TTL: seconds a reservation holds before it expires (what a "
+            "crashed instance left behind is released); keep it above the longest task"
+        ),
+    )
+    budget_storage_down: Literal["memory", "reject"] = Field(
+        default="reject",
+        description=(
+            "BUDGET_STORAGE_DOWN: when Redis is unreachable, `reject` refuses budgeted keys' "
+            "tasks with 503; `memory` keeps a ledger per instance (each may then spend the whole "
+            "budget). Never unlimited"
+        ),
+    )
+
     # --- history ----------------------------------------------------------------------------
     data_dir: Path = Field(default=Path("./data"), description="DATA_DIR: where SQLite lives")
     database_url: str | None = Field(
@@ -197,6 +242,14 @@ class ServiceSettings(BaseSettings):
                 f"{value!r} is not a rate limit; examples: 60/minute, 100/hour, 10/second;1000/day"
             )
         return text
+
+    @field_validator("key_budgets")
+    @classmethod
+    def _parsable_budgets(cls, value: str) -> str:
+        from api.budget_table import parse_budgets
+
+        parse_budgets(value)
+        return value.strip()
 
     @field_validator("rate_limit_storage_uri", "redis_url", "database_url", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials
 
+from api.budgets import CURRENT_BUDGET, Ledger
 from api.config import ServiceSettings
 from api.persistence.records import TaskStore
 from api.ratelimit import KeyRateLimitExceeded, RateLimiter
@@ -82,6 +83,14 @@ async def admit(request: Request, presented_key: str | None) -> Principal:
     except KeyRateLimitExceeded as exceeded:
         request.state.rate_limit = exceeded.state
         raise
+    budgets: Ledger = request.app.state.budgets
+    if budgets.enabled and budgets.budget_of(principal.key_id) is not None:
+        # A budgeted key: its remaining spend on every response (`x-budget-remaining`), kept
+        # current by the pipeline as it reserves and settles. Unbudgeted keys skip this.
+        state = await budgets.remaining(principal.key_id)
+        if state is not None:
+            request.state.budget = state
+            CURRENT_BUDGET.set(state)
     return principal
 
 

@@ -312,14 +312,20 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 TASK_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _doc(
         "Invalid request: unknown provider (unknown_provider) or strategy (unknown_strategy), "
-        "body not JSON (invalid_json), or refused by the engine (invalid_request)"
+        "body not JSON (invalid_json), refused by the engine (invalid_request), or a model "
+        "without a price for a key with a spend budget (unknown_price)"
+    ),
+    402: _doc(
+        "The key's spend budget (KEY_BUDGETS) is used up or fully reserved by tasks in flight "
+        "(budget_exhausted); x-budget-remaining says what is left"
     ),
     415: _doc("Body sent with a Content-Type other than JSON (unsupported_media_type)"),
     422: _doc("Invalid parameters (validation_error), or the budget ran out (budget_exceeded)"),
     502: _doc("The provider failed (unavailable, provider_error, authentication_failed)"),
     503: _doc(
         "The provider rate-limited us (rate_limited, with Retry-After), is not configured "
-        "(not_configured), or the history store is unreachable (storage_unavailable)"
+        "(not_configured), the history store is unreachable (storage_unavailable), or the "
+        "budget store is, for a budgeted key (budget_unavailable)"
     ),
     504: _doc(
         "The provider timed out (timeout), or the task's deadline_ms passed before any answer "

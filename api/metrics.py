@@ -127,6 +127,18 @@ COST = Counter(
     ["provider", "model"],
     namespace=NAMESPACE,
 )
+# Budgets: never labelled by key (a label per key id would grow without bound).
+BUDGET_REFUSALS = Counter(
+    "budget_refusals",
+    "Tasks of budgeted keys refused: exhausted (402), unpriced (400), unavailable (503)",
+    ["reason"],
+    namespace=NAMESPACE,
+)
+BUDGET_SPEND = Counter(
+    "budget_spend_usd",
+    "Spend settled against per-key budgets, all keys together, US dollars",
+    namespace=NAMESPACE,
+)
 STREAM_FIRST_EVENT = Histogram(
     "stream_first_event_seconds",
     "Time from a streamed request's arrival to its first event, by entry point",

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
+from api.budgets import BudgetState
 from api.errors import error_response
 from api.logging import REQUEST_ID
 from api.ratelimit import RateLimitState
@@ -97,6 +98,9 @@ class RequestContextMiddleware:
                     for name, value in budget.headers().items():
                         if name not in headers:  # an upstream's Retry-After is kept
                             headers[name] = value
+                spend = state.get("budget")
+                if isinstance(spend, BudgetState):
+                    headers.update(spend.headers())
             await send(message)
 
         received = 0

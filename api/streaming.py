@@ -20,9 +20,10 @@ with what it spent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -32,7 +33,8 @@ from starlette.types import Receive, Scope, Send
 import agent_core
 from agent_core import AnswerDelta, CallFinished, CallStarted, VoteTally
 from api import metrics
-from api.errors import agent_error_message, agent_error_status
+from api.budgets import Reservation
+from api.errors import APIError, agent_error_message, agent_error_status
 from api.persistence import StoreError
 from api.redaction import redact
 from api.tasks import Outcome, TaskPipeline, TaskSpec
@@ -49,9 +51,24 @@ class TaskEventStream(EventSourceResponse):
     """An SSE response that always watches for the client going away (Starlette does so only
     for servers of ASGI spec < 2.4): a disconnect cancels the body, and with it the task."""
 
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        *,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        super().__init__(content)
+        self._on_close = on_close
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope = {**scope, "asgi": {**scope.get("asgi", {}), "spec_version": "2.3"}}
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Runs even when the client left before the body began (then the task never
+            # started, and what it reserved in its key's budget is released here).
+            if self._on_close is not None:
+                await asyncio.shield(self._on_close())
 
 
 def _encode(event: str, data: Any, sequence: int) -> bytes:
@@ -101,6 +118,7 @@ async def task_events(
     face: str,
     request_id: str | None,
     started: float,
+    reservation: Reservation | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body of a streamed task. `result` renders a succeeded outcome exactly as the
     non-streamed response would."""
@@ -108,7 +126,9 @@ async def task_events(
     sequence = 0
     outcome_label = "cancelled"  # until the stream ends any other way
     try:
-        async for item in pipeline.events(spec, key_id, heartbeat=HEARTBEAT_SECONDS):
+        async for item in pipeline.events(
+            spec, key_id, heartbeat=HEARTBEAT_SECONDS, reservation=reservation
+        ):
             sequence += 1
             if isinstance(item, TaskAccepted):
                 metrics.STREAM_FIRST_EVENT.labels(face=face).observe(time.perf_counter() - started)
@@ -133,6 +153,11 @@ async def task_events(
                     yield _encode("error", _agent_error(outcome.error), sequence)
                 else:
                     yield _encode("result", result(outcome), sequence)
+    except APIError as error:
+        # Refused before it ran (a key's budget, for an entry point that did not reserve
+        # before starting the stream): the error envelope as the last event.
+        outcome_label = error.code
+        yield _encode("error", _error(error.message, error.type, error.code), sequence + 1)
     except StoreError as error:
         outcome_label = "storage_unavailable"
         log.error("streamed task not recorded: %s", error)

@@ -193,6 +193,9 @@ async def run_task(
     history, and returns the answer with its usage (and its trace when `trace` is true)."""
     spec = spec_from_request(body, registry, settings.max_prompt_chars)
     if wants_stream(body, request):
+        # The key's budget is reserved before the stream starts, so a refusal is a 402, not
+        # an error event after a 200.
+        reservation = await pipeline.reserve(spec, principal.key_id)
         state = request.scope.get("state", {})
         return TaskEventStream(
             task_events(
@@ -205,7 +208,13 @@ async def run_task(
                 face="task",
                 request_id=state.get("request_id"),
                 started=state.get("started", time.perf_counter()),
-            )
+                reservation=reservation,
+            ),
+            on_close=(
+                (lambda: pipeline.release_unstarted(reservation))
+                if reservation is not None
+                else None
+            ),
         )
     try:
         outcome = await pipeline.run(spec, principal.key_id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -28,6 +29,7 @@ from typing import Any
 import agent_core
 from agent_core import AgentEvent, Answer, Provider, ReasoningAgent, Run
 from api import metrics
+from api.budgets import Ledger, Reservation, UnpricedForBudget
 from api.ids import new_task_id
 from api.persistence.records import TaskRecord, TaskStatus, TaskStore
 from api.redaction import redact
@@ -94,8 +96,20 @@ PipelineEvent = TaskAccepted | Progress | Heartbeat | Finished
 class _Recorder:
     """Builds the task's record, whatever the outcome, from one set of common fields."""
 
-    def __init__(self, spec: TaskSpec, key_id: str, registry: ProviderRegistry) -> None:
+    def __init__(
+        self,
+        spec: TaskSpec,
+        key_id: str,
+        registry: ProviderRegistry,
+        reservation: Reservation | None = None,
+    ) -> None:
+        # A budgeted key's task runs within what it reserved: the engine enforces max_cost_usd.
+        if reservation is not None:
+            spec = dataclasses.replace(
+                spec, options={**spec.options, "max_cost_usd": reservation.usd}
+            )
         self.spec = spec
+        self.reservation = reservation
         self.prices = registry.settings.price_table
         self.key_id = key_id
         self.id = new_task_id()
@@ -177,38 +191,88 @@ class _Recorder:
 
 class TaskPipeline:
     """Runs tasks against a provider registry and records them in a history store (`None`:
-    nothing is recorded, as for the CLI)."""
+    nothing is recorded, as for the CLI), within the keys' spend budgets (`api.budgets`; `None`:
+    none)."""
 
-    def __init__(self, registry: ProviderRegistry, store: TaskStore | None) -> None:
+    def __init__(
+        self, registry: ProviderRegistry, store: TaskStore | None, budgets: Ledger | None = None
+    ) -> None:
         self.registry = registry
         self.store = store
+        self.budgets = budgets
         # Tasks whose consumer went away finish recording here, out of its cancellation.
         self._detached: set[asyncio.Task[Outcome]] = set()
+        self._settling: set[asyncio.Future[None]] = set()
 
-    async def run(self, spec: TaskSpec, key_id: str) -> Outcome:
+    async def reserve(self, spec: TaskSpec, key_id: str) -> Reservation | None:
+        """Reserves the task's spend in its key's budget (None: the key has none, and nothing
+        was looked up). `run` and `events` call it unless given a reservation; an entry point
+        that must refuse before it answers (a stream) calls it first.
+
+        :raises api.budgets.BudgetExhausted: 402, too little left.
+        :raises api.budgets.BudgetUnavailable: 503, the budget store is down (mode `reject`).
+        :raises api.budgets.UnpricedForBudget: 400, the model has no price to bound its cost.
+        """
+        if self.budgets is None or self.budgets.budget_of(key_id) is None:
+            return None
+        if spec.price is None:
+            metrics.BUDGET_REFUSALS.labels(reason="unpriced").inc()
+            raise UnpricedForBudget()
+        return await self.budgets.reserve(key_id, spec.options.get("max_cost_usd"))
+
+    async def run(
+        self, spec: TaskSpec, key_id: str, *, reservation: Reservation | None = None
+    ) -> Outcome:
         """Runs `spec` and records it; the outcome once the record is committed.
 
         :raises StoreError: the record could not be committed (the outcome is not known to
             anyone, so it is not acknowledged).
+        :raises APIError: the key's budget refused the task (see `reserve`); nothing ran.
         """
-        return await self._execute(_Recorder(spec, key_id, self.registry), None)
+        if reservation is None:
+            reservation = await self.reserve(spec, key_id)
+        if reservation is not None:
+            reservation.started = True
+        try:
+            return await self._execute(_Recorder(spec, key_id, self.registry, reservation), None)
+        finally:
+            await self._settle(reservation, None)  # only if the task never reached its record
 
     async def events(
-        self, spec: TaskSpec, key_id: str, *, heartbeat: float | None = None
+        self,
+        spec: TaskSpec,
+        key_id: str,
+        *,
+        heartbeat: float | None = None,
+        reservation: Reservation | None = None,
     ) -> AsyncGenerator[PipelineEvent, None]:
         """Runs `spec`, yielding its progress; the last event is `Finished`, after the record
         is committed. Closing the iterator early cancels the task (recorded as cancelled).
         With `heartbeat`, a `Heartbeat` comes after that many idle seconds.
 
         :raises StoreError: the record could not be committed.
+        :raises APIError: the key's budget refused the task (see `reserve`), before any event.
         """
-        recorder = _Recorder(spec, key_id, self.registry)
+        if reservation is None:
+            reservation = await self.reserve(spec, key_id)
+        if reservation is not None:
+            reservation.started = True
+        recorder = _Recorder(spec, key_id, self.registry, reservation)
         queue: asyncio.Queue[PipelineEvent] = asyncio.Queue()
-        yield TaskAccepted(recorder.id, recorder.created_at)
+        try:
+            yield TaskAccepted(recorder.id, recorder.created_at)
+        except BaseException:
+            # Closed before the task started (the consumer went away): nothing was spent.
+            if reservation is not None:
+                self._settle_later(reservation)
+            raise
         job = asyncio.ensure_future(
             self._execute(recorder, lambda event: queue.put_nowait(Progress(event)))
         )
         job.add_done_callback(lambda _: queue.put_nowait(_DONE))
+        if reservation is not None:
+            # A job cancelled before it began never reaches its record: release it then.
+            job.add_done_callback(lambda _: self._settle_later(reservation))
         try:
             while True:
                 try:
@@ -278,11 +342,15 @@ class TaskPipeline:
     async def _commit(
         self, record: TaskRecord, recorder: _Recorder, steps: list[agent_core.Step]
     ) -> None:
-        """Commits the record (when there is a store), then counts the task."""
-        if self.store is not None:
-            started = time.perf_counter()
-            await self.store.add(record)
-            metrics.HISTORY_WRITE_LATENCY.observe(time.perf_counter() - started)
+        """Commits the record (when there is a store), settles the task's spend with its key's
+        budget (even when the record cannot be written), then counts the task."""
+        try:
+            if self.store is not None:
+                started = time.perf_counter()
+                await self.store.add(record)
+                metrics.HISTORY_WRITE_LATENCY.observe(time.perf_counter() - started)
+        finally:
+            await self._settle(recorder.reservation, record)
         for step in record.trace or ():
             cost = step.get("cost_usd")
             if cost:
@@ -298,6 +366,33 @@ class TaskPipeline:
             seconds=recorder.seconds(),
             steps=steps,
         )
+
+    async def _settle(self, reservation: Reservation | None, record: TaskRecord | None) -> None:
+        """Releases the reservation and charges what the record says the task spent (no record:
+        the task never started, nothing was spent). Shielded: a second cancellation (shutdown)
+        does not stop the settlement half-way."""
+        if reservation is None or reservation.settled or self.budgets is None:
+            return
+        steps = (record.trace or []) if record is not None else []
+        spent = sum(float(step.get("cost_usd") or 0.0) for step in steps)
+        if any(step.get("cost_usd") is None for step in steps):
+            # A call of unknown price (a fallback to an unpriced model): charged as the whole
+            # reservation, the most the engine let the task spend at the prices it knew.
+            spent = max(spent, reservation.usd)
+        await asyncio.shield(self.budgets.settle(reservation, spent))
+
+    async def release_unstarted(self, reservation: Reservation) -> None:
+        """Releases a reservation taken with `reserve` whose task never started (a stream
+        whose client left before its body began); a task that started settles itself."""
+        if not reservation.started:
+            await self._settle(reservation, None)
+
+    def _settle_later(self, reservation: Reservation) -> None:
+        if reservation.settled:
+            return
+        settling = asyncio.ensure_future(self._settle(reservation, None))
+        self._settling.add(settling)
+        settling.add_done_callback(self._settling.discard)
 
     def _provider(self, spec: TaskSpec) -> Provider:
         """The spec's provider, or a panel of providers for a vote across them (a member that
@@ -318,6 +413,8 @@ class TaskPipeline:
         if self._detached:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*self._detached, return_exceptions=True)
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
 
 
 _DONE: Any = object()  # the queue's end marker
