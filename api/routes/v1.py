@@ -88,6 +88,9 @@ async def chat_completions(
     `model` and the `reasoning_agent` extension), records it, and answers as OpenAI does."""
     v1 = to_spec(body, registry, settings.max_prompt_chars)
     if v1.stream:
+        # The key's budget is reserved before the stream starts, so a refusal is a 402 as
+        # for POST /task, not an error chunk after a 200.
+        reservation = await pipeline.reserve(v1.spec, principal.key_id)
         state = request.scope.get("state", {})
         return TaskEventStream(
             chat_completion_chunks(
@@ -96,8 +99,14 @@ async def chat_completions(
                 principal.key_id,
                 request_id=state.get("request_id"),
                 started=state.get("started", time.perf_counter()),
+                reservation=reservation,
             ),
             headers=STREAM_HEADERS,
+            on_close=(
+                (lambda: pipeline.release_unstarted(reservation))
+                if reservation is not None
+                else None
+            ),
         )
     try:
         outcome = await pipeline.run(v1.spec, principal.key_id)

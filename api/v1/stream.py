@@ -35,6 +35,7 @@ from fastapi.sse import KEEPALIVE_COMMENT
 import agent_core
 from agent_core import AnswerDelta
 from api import metrics
+from api.budgets import Reservation
 from api.errors import agent_error_message, agent_error_status
 from api.persistence import StoreError
 from api.redaction import redact
@@ -163,8 +164,10 @@ async def chat_completion_chunks(
     *,
     request_id: str | None,
     started: float,
+    reservation: Reservation | None = None,
 ) -> AsyncIterator[bytes]:
-    """The body of a streamed `/v1/chat/completions` (sequence in the module's doc)."""
+    """The body of a streamed `/v1/chat/completions` (sequence in the module's doc).
+    `reservation`: the key's budget, reserved before the response started."""
     spec = request.spec
     default_model = pipeline.registry.default_model(spec.provider)
     label = model_label(spec.provider, spec.model or default_model)
@@ -185,7 +188,8 @@ async def chat_completion_chunks(
         return chunk([delta])
 
     try:
-        async for item in pipeline.events(spec, key_id, heartbeat=HEARTBEAT_SECONDS):
+        events = pipeline.events(spec, key_id, heartbeat=HEARTBEAT_SECONDS, reservation=reservation)
+        async for item in events:
             if isinstance(item, TaskAccepted):
                 metrics.STREAM_FIRST_EVENT.labels(face="v1").observe(time.perf_counter() - started)
                 base = {

@@ -207,6 +207,20 @@ def test_a_stream_is_refused_before_it_starts(make_app: MakeApp, priced: Provide
         assert remaining(refused) == pytest.approx(0.0004)
 
 
+def test_a_v1_stream_is_refused_before_it_starts_too(
+    make_app: MakeApp, priced: ProvidersSettings
+) -> None:
+    body = {"model": "openai", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    with make_app(
+        providers=priced, key_budgets="*=0.002/day", budget_reservation_usd=0.002
+    ) as client:
+        ok = client.post("/v1/chat/completions", headers=headers(), json=body)
+        assert ok.status_code == 200 and "data: [DONE]" in ok.text
+        refused = client.post("/v1/chat/completions", headers=headers(), json=body)
+        assert refused.status_code == 402
+        assert refused.json()["error"]["code"] == "budget_exhausted"
+
+
 def test_a_stream_whose_client_left_at_once_releases_its_reservation(
     make_app: MakeApp, priced: ProvidersSettings, upstream: OpenAIMock
 ) -> None:
