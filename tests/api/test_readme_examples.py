@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import REPO_ROOT, Server, free_port, port_is_free, server_env
+from tests.api.sse import parse
 from tests.mock_upstreams import OpenAIMock
 
 README_TASK = """curl -X POST http://localhost:8000/task \\
@@ -89,6 +90,22 @@ def test_readme_openai_sdk_example_works_verbatim(
     history = httpx.get("http://localhost:8000/query?source=v1", headers={"X-API-Key": "key1"})
     [task] = history.json()["data"]
     assert task["strategy"] == "self_consistency" and task["provider"] == "openai"
+
+
+def test_readme_vote_across_providers_example_works_verbatim(
+    readme_server: Server, upstream: OpenAIMock
+) -> None:
+    # No ANTHROPIC_API_KEY here: anthropic's eight samples are missing votes, not a failure.
+    command = _readme_block("A vote that stops when it is decided", "sh")
+    events = parse(_curl(command))
+    assert events[0].event == "task" and events[-1].event == "result"
+    result = events[-1].data
+    assert result["answer"] == "24"  # the mock repeats the prompt; its last number
+    assert result["sampling"]["stopped"] in {"confident", "settled"}
+    assert result["sampling"]["drawn"] < 16
+    [seat] = result["votes_by_provider"]
+    assert seat.startswith("openai/")
+    assert result["cost_usd"] is not None and result["cost_usd"] <= 0.10
 
 
 def test_readme_429_example_after_60_requests_in_a_minute(readme_server: Server) -> None:

@@ -31,7 +31,7 @@ pub enum StopReason {
     Budget,
     /// The task's deadline ended sampling.
     Deadline,
-    /// A whole wave failed with no vote cast: the upstream is unlikely to recover in this task.
+    /// The first wave failed with no vote cast: the upstream is unlikely to recover in this task.
     Failed,
 }
 

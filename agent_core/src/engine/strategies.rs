@@ -282,7 +282,9 @@ impl SelfConsistency {
         if remaining == 0 {
             return Some(StopReason::MaxSamples);
         }
-        if !wave_voted {
+        // A first wave with no vote at all means the upstream is failing: stop. Later, a
+        // wave that failed whole (one member of a panel, a passing error) costs its votes only.
+        if !wave_voted && self.ballots.is_empty() {
             return Some(StopReason::Failed);
         }
         if !self.early_stop {

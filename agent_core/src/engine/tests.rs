@@ -786,3 +786,30 @@ fn a_cost_budget_needs_known_prices() {
     .unwrap_err();
     assert!(err.message.contains("prices"), "{}", err.message);
 }
+
+#[test]
+fn a_later_wave_that_fails_whole_costs_its_votes_not_the_vote() {
+    let provider = Scripted::new(vec![
+        Ok("Final answer: 1"),
+        Ok("Final answer: 2"),
+        Ok("Final answer: 1"),
+        Err(unavailable()),
+        Err(unavailable()),
+        Err(unavailable()),
+        Ok("Final answer: 1"),
+        Ok("Final answer: 1"),
+    ]);
+    let answer = drive(adaptive(8), &provider).unwrap();
+    assert_eq!(answer.text, "1");
+    let sampling = answer.sampling.unwrap();
+    assert_ne!(sampling.stopped, "failed");
+    assert!(sampling.waves >= 3, "{sampling:?}");
+}
+
+#[test]
+fn a_first_wave_that_fails_whole_ends_the_vote() {
+    let provider = Scripted::new(vec![Err(unavailable()); 3]);
+    let error = drive(adaptive(16), &provider).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Unavailable);
+    assert_eq!(provider.seen.borrow().len(), 3);
+}
