@@ -97,6 +97,8 @@ class CompletionRequest:
     @property
     def prompt(self) -> str | None:
         """The last user message."""
+    def with_model(self, model: str | None) -> CompletionRequest:
+        """The same request for another model (None: the provider's default)."""
 
 @final
 class Completion:

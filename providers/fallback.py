@@ -96,7 +96,7 @@ class FallbackProvider(Provider):
         failures: list[tuple[str, AgentError]] = []
         for position, provider in enumerate(self.chain):
             name = str(provider.name)
-            asked = request if position == 0 else _without_model(request)
+            asked = request if position == 0 else request.with_model(None)
             streamed = False
             items = provider.stream(asked)
             try:
@@ -139,7 +139,7 @@ class FallbackProvider(Provider):
         failures: list[tuple[str, AgentError]] = []
         for position, provider in enumerate(self.chain):
             name = str(provider.name)
-            asked = request if position == 0 else _without_model(request)
+            asked = request if position == 0 else request.with_model(None)
             try:
                 result = await call(provider, asked)
             except FALLS_THROUGH as error:
@@ -159,19 +159,6 @@ def _served_by(completion: Completion, provider: str) -> Completion:
         usage=completion.usage,
         provider=provider,
         note=completion.note,
-    )
-
-
-def _without_model(request: CompletionRequest) -> CompletionRequest:
-    if request.model is None:
-        return request
-    return CompletionRequest(
-        request.messages,
-        model=None,
-        temperature=request.temperature,
-        max_tokens=request.max_tokens,
-        stop=request.stop,
-        extra=request.extra,
     )
 
 

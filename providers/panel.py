@@ -49,7 +49,7 @@ class Panel(Provider):
 
     async def complete(self, request: CompletionRequest) -> Completion:
         member = self._member()
-        asked = _with_model(request, member.model)  # None: the member's default model
+        asked = request.with_model(member.model)  # None: the member's default model
         completion = await member.provider.complete(asked)
         if completion.provider is not None:
             return completion
@@ -78,17 +78,6 @@ def _interleave(members: Sequence[PanelMember]) -> list[PanelMember]:
         credit[best] -= total
         schedule.append(members[best])
     return schedule
-
-
-def _with_model(request: CompletionRequest, model: str | None) -> CompletionRequest:
-    return CompletionRequest(
-        request.messages,
-        model=model,
-        temperature=request.temperature,
-        max_tokens=request.max_tokens,
-        stop=request.stop,
-        extra=request.extra,
-    )
 
 
 class Unavailable(Provider):

@@ -215,6 +215,15 @@ impl CompletionRequest {
         extra_to_py(py, &self.extra)
     }
 
+    /// The same request for another model (`None`: the provider's default model).
+    #[pyo3(signature = (model))]
+    fn with_model(&self, model: Option<String>) -> Self {
+        Self {
+            model,
+            ..self.clone()
+        }
+    }
+
     /// The last user message: what most providers (and `echo`) answer.
     #[getter]
     fn prompt(&self) -> Option<&str> {
