@@ -1,4 +1,4 @@
-"""The `tasks` table: one row per `POST /task`, succeeded or failed.
+"""The `tasks` table: one row per task (`POST /task`, `/v1`, ...), succeeded or failed.
 
 The table is declared with SQLAlchemy Core (not ORM classes): the store inserts plain dicts in
 batches and maps rows to the frozen `TaskRecord` itself, so an ORM identity map would only add
@@ -86,6 +86,8 @@ tasks = Table(
     Column("error_message", Text),
     Column("trace", JSONType),
     Column("budget_exhausted", Boolean, nullable=False),
+    # Which face the task came through: task, v1, cli, job (migration 0002; older rows: task).
+    Column("source", String(16), nullable=False, server_default="task"),
 )
 
 # Per-key listing, newest first: WHERE key_id = ? [AND (created_at, id) < cursor]

@@ -12,8 +12,10 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 TaskStatus = Literal["succeeded", "failed", "cancelled"]
+TaskSource = Literal["task", "v1", "cli", "job"]
+"""The entry point a task came through: `POST /task`, `/v1/chat/completions`, the CLI, a job."""
 
-__all__ = ["Page", "QueryFilters", "TaskRecord", "TaskStatus", "TaskStore"]
+__all__ = ["Page", "QueryFilters", "TaskRecord", "TaskSource", "TaskStatus", "TaskStore"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class TaskRecord:
     error_message: str | None
     trace: list[dict[str, Any]] | None  # Answer.to_dict()["steps"]
     budget_exhausted: bool
+    source: TaskSource = "task"  # the face it came through (rows older than the column: task)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class QueryFilters:
     model: str | None = None
     strategy: str | None = None
     status: str | None = None
+    source: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 

@@ -92,6 +92,7 @@ def _row_to_record(row: Row[Any]) -> TaskRecord:
         error_message=m["error_message"],
         trace=m["trace"],
         budget_exhausted=m["budget_exhausted"],
+        source=m["source"],
     )
 
 
@@ -296,6 +297,7 @@ class SqlTaskStore:
             (tasks.c.model, filters.model),
             (tasks.c.strategy, filters.strategy),
             (tasks.c.status, filters.status),
+            (tasks.c.source, filters.source),
         ):
             if value is not None:
                 conditions.append(column == self._storable(value))

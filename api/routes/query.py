@@ -18,7 +18,7 @@ from api.config import QUERY_LIMIT_MAX
 from api.deps import Admitted, SettingsDep, StoreDep
 from api.errors import APIError, ErrorBody
 from api.persistence import StoreError
-from api.persistence.records import QueryFilters
+from api.persistence.records import QueryFilters, TaskSource
 from api.routes.schemas import QueryPage, TaskRecordOut
 from providers.task_options import Bounds, Within
 
@@ -87,6 +87,10 @@ async def query_tasks(
     model: Annotated[str | None, Query(max_length=200)] = None,
     strategy: Annotated[str | None, Query(max_length=64)] = None,
     status: Literal["succeeded", "failed", "cancelled"] | None = None,
+    source: Annotated[
+        TaskSource | None,
+        Query(description="The face a task came through: task (POST /task), v1, cli, job"),
+    ] = None,
     since: Annotated[
         QueryTime, Query(description="Created at or after (ISO 8601; no zone: UTC)")
     ] = None,
@@ -108,6 +112,7 @@ async def query_tasks(
         model=model,
         strategy=strategy,
         status=status,
+        source=source,
         since=since,
         until=until,
     )

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.persistence.records import TaskRecord
+from api.persistence.records import TaskRecord, TaskSource
 from providers.task_options import TaskOptions
 
 __all__ = ["ErrorOut", "QueryPage", "TaskRecordOut", "TaskRequest", "TaskResponse", "Usage"]
@@ -120,6 +120,9 @@ class TaskRecordOut(BaseModel):
     latency_ms: float
     budget_exhausted: bool
     error: ErrorOut | None = Field(description="Why it failed (failed tasks)")
+    source: TaskSource = Field(
+        description="The face it came through: POST /task, /v1/chat/completions, CLI, job"
+    )
     steps: list[dict[str, Any]] | None = Field(
         default=None, description="The trace (GET /query/{id} only)"
     )
@@ -153,6 +156,7 @@ class TaskRecordOut(BaseModel):
                 if record.error_code
                 else None
             ),
+            source=record.source,
             steps=record.trace if with_trace else None,
         )
 

@@ -114,6 +114,7 @@ class _Recorder:
             "strategy": spec.strategy,
             "params": spec.given,
             "latency_ms": self.seconds() * 1000,
+            "source": spec.source,
         }
         return TaskRecord(**common, **fields)
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import agent_core
+from api.persistence.records import TaskSource
 from providers import ProviderRegistry
 from providers.task_options import TaskOptions, merge_options
 
 __all__ = ["Source", "TaskRejected", "TaskSpec"]
 
-Source = Literal["task", "v1", "cli", "job"]
-"""The entry point a task came through (kept in the history)."""
+Source = TaskSource
+"""The entry point a task came through (kept in the history as `source`)."""
 
 
 class TaskRejected(Exception):

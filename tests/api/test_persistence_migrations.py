@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Connection
 from api.persistence import SchemaOutOfDateError, migrate, open_store
 from api.persistence.engine import create_engine, parse_database_url
 from api.persistence.models import metadata
-from api.persistence.schema import current_revision, head_revision
+from api.persistence.schema import alembic_config, current_revision, head_revision
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -114,3 +115,45 @@ async def test_a_migration_that_fails_half_way_leaves_the_database_unchanged(
         await migrate(empty_database_url)
 
     assert await table_names(empty_database_url) == {"squatter"}
+
+
+async def _upgrade_to(url: str, revision: str) -> None:
+    def upgrade(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    engine = create_engine(parse_database_url(url))
+    try:
+        async with engine.connect() as conn:
+            await conn.run_sync(upgrade)
+            await conn.commit()
+    finally:
+        await engine.dispose()
+
+
+async def test_rows_written_before_the_source_column_read_back_as_task(
+    empty_database_url: str,
+) -> None:
+    # A history from revision 0001, when POST /task was the only recorded entry point.
+    await _upgrade_to(empty_database_url, "0001")
+    engine = create_engine(parse_database_url(empty_database_url))
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "INSERT INTO tasks (id, key_id, created_at, status, prompt, strategy, params, "
+                "prompt_tokens, completion_tokens, calls, latency_ms, budget_exhausted) VALUES "
+                "('old-task', 'key-a', '2025-01-01 00:00:00', 'succeeded', 'hi', 'direct', "
+                "'{}', 1, 1, 1, 1.0, false)"
+            )
+    finally:
+        await engine.dispose()
+
+    store = await open_store(empty_database_url)  # migrates 0001 -> head
+    try:
+        record = await store.get("old-task", key_id=None)
+    finally:
+        await store.aclose()
+
+    assert await revision_of(empty_database_url) == head_revision()
+    assert record is not None and record.source == "task"

@@ -100,6 +100,7 @@ async def test_added_record_reads_back_field_for_field(store: SqlTaskStore) -> N
         calls=5,
         trace=[{"kind": "sample", "index": 0, "text": "4"}, {"kind": "vote", "winner": "4"}],
         budget_exhausted=True,
+        source="v1",
     )
     await store.add(record)
 
@@ -265,6 +266,7 @@ async def test_limit_below_one_is_rejected(store: SqlTaskStore) -> None:
         ("model", "gpt-4o-mini", "echo-1"),
         ("strategy", "debate", "direct"),
         ("status", "failed", "succeeded"),
+        ("source", "v1", "task"),
     ],
 )
 async def test_filter_on_a_field_keeps_only_matching_tasks(
