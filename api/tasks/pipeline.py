@@ -5,6 +5,9 @@ the same way whether it came as `POST /task`, a stream, `/v1`, the CLI or a back
 
 - `run(spec, key_id)` is the plain path: no progress is built; it returns the `Outcome` once
   the record is committed.
+- `run_job(spec, key_id, task_id=..., commit=...)` is a background task's: it runs under the id
+  the task was accepted with, reports progress to `on_event`, and hands the ended record to
+  `commit` (which finishes the task's existing row) instead of adding one.
 - `events(spec, key_id)` is the observed path: it yields `TaskAccepted` (the id) first, then
   `Progress` events as the task runs, and last `Finished` with the outcome, after the record is
   committed. If the consumer goes away (a client disconnects), the task is cancelled (its
@@ -20,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -88,15 +91,30 @@ class Finished:
 
 PipelineEvent = TaskAccepted | Progress | Heartbeat | Finished
 
+Commit = Callable[[TaskRecord], Awaitable[None]]
+"""Records an ended task somewhere other than `store.add` (a background task's own row)."""
+
 
 class _Recorder:
     """Builds the task's record, whatever the outcome, from one set of common fields."""
 
-    def __init__(self, spec: TaskSpec, key_id: str, registry: ProviderRegistry) -> None:
+    def __init__(
+        self,
+        spec: TaskSpec,
+        key_id: str,
+        registry: ProviderRegistry,
+        *,
+        task_id: str | None = None,
+        created_at: datetime | None = None,
+        commit: Commit | None = None,
+        cancel_message: str = "cancelled before it ended (the client went away)",
+    ) -> None:
         self.spec = spec
         self.key_id = key_id
-        self.id = new_task_id()
-        self.created_at = datetime.now(UTC)
+        self.id = task_id or new_task_id()
+        self.created_at = created_at or datetime.now(UTC)
+        self.commit = commit
+        self.cancel_message = cancel_message
         self.started = time.perf_counter()
         self.default_model = registry.default_model(spec.provider)
 
@@ -180,6 +198,29 @@ class TaskPipeline:
         """
         return await self._execute(_Recorder(spec, key_id, self.registry), None)
 
+    async def run_job(
+        self,
+        spec: TaskSpec,
+        key_id: str,
+        *,
+        task_id: str,
+        created_at: datetime,
+        commit: Commit,
+        on_event: Callable[[AgentEvent], None] | None = None,
+    ) -> Outcome:
+        """Runs a background task under its accepted id; `commit` records how it ended (a
+        cancellation too, before the `CancelledError` propagates)."""
+        recorder = _Recorder(
+            spec,
+            key_id,
+            self.registry,
+            task_id=task_id,
+            created_at=created_at,
+            commit=commit,
+            cancel_message="cancelled on request before it ended",
+        )
+        return await self._execute(recorder, on_event)
+
     async def events(
         self, spec: TaskSpec, key_id: str, *, heartbeat: float | None = None
     ) -> AsyncGenerator[PipelineEvent, None]:
@@ -242,7 +283,7 @@ class TaskPipeline:
             return Outcome("failed", record, error=error)
         except asyncio.CancelledError:
             steps, usage = _spent(run)
-            message = "cancelled before it ended (the client went away)"
+            message = recorder.cancel_message
             record = recorder.ended_early("cancelled", "cancelled", message, steps, usage)
             await self._commit(record, recorder, steps)
             log.info("task cancelled", extra={"task_id": record.id, "key_id": recorder.key_id})
@@ -263,7 +304,9 @@ class TaskPipeline:
         self, record: TaskRecord, recorder: _Recorder, steps: list[agent_core.Step]
     ) -> None:
         """Commits the record (when there is a store), then counts the task."""
-        if self.store is not None:
+        if recorder.commit is not None:
+            await recorder.commit(record)
+        elif self.store is not None:
             started = time.perf_counter()
             await self.store.add(record)
             metrics.HISTORY_WRITE_LATENCY.observe(time.perf_counter() - started)
