@@ -298,3 +298,9 @@ JOB_CALLBACKS = Counter(
     ["outcome"],
     namespace=NAMESPACE,
 )
+JOBS_QUEUE_MESSAGES = Gauge(
+    "jobs_queue_messages",
+    "Messages waiting on the Redis queue (duplicates included)",
+    namespace=NAMESPACE,
+    multiprocess_mode="max",
+)
