@@ -13,6 +13,7 @@ Same key isolation as /query: another key's task is a 404.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -299,11 +300,14 @@ async def _follow(
     principal: Principal,
 ) -> AsyncIterator[bytes]:
     key_id = None if principal.is_admin else principal.key_id
+    block = 0.0  # the first read does not wait: an ended task without events ends at once
     while True:
         try:
-            found = await runtime.events.read(record.id, after, block=_POLL_SECONDS)
+            found = await runtime.events.read(record.id, after, block=block)
         except EventLogUnavailable:
             found = []
+            await asyncio.sleep(1)  # Redis is down: look again (and at the row) shortly
+        block = _POLL_SECONDS
         for entry in found:
             after = entry.id
             yield encode_event(entry.event, entry.data, entry.id)
@@ -317,10 +321,17 @@ async def _follow(
             current = await store.get(record.id, key_id=key_id)
         except StoreError:
             current = None
-        if current is not None and current.status in TERMINAL_STATUSES:
+        if current is not None and current.status in TERMINAL_STATUSES and _settled(current):
             name, data = terminal_event(
                 current, None, trace=bool((current.job_options or {}).get("trace"))
             )
             yield encode_event(name, data, after or "0-0")
             return
         yield KEEPALIVE_COMMENT
+
+
+def _settled(record: TaskRecord) -> bool:
+    """The row ended long enough ago that its worker has published its last event, if it
+    could (a row's end and its last event are written one after the other)."""
+    finished = record.finished_at
+    return finished is None or (datetime.now(UTC) - finished).total_seconds() > 2
