@@ -309,3 +309,33 @@ def test_a_cancel_reaches_a_task_running_on_a_worker(
         f"{server.url}/query", headers=headers(ADMIN_KEY), params={"status": "cancelled"}
     )
     assert len(admin.json()["data"]) == 2
+
+
+def test_a_stopping_worker_hands_back_what_it_cannot_finish_in_time(
+    serve: Callable[..., Server],
+    workers: Callable[..., Worker],
+    tmp_path: Path,
+    fresh_pg_database_url: str,
+    slow_upstream: OpenAIMock,
+) -> None:
+    env = job_env(
+        tmp_path,
+        fresh_pg_database_url,
+        REDIS_URL,
+        OPENAI_API_KEY=UPSTREAM_KEY,
+        REASONING_AGENT_CONFIG=slow_config(tmp_path, slow_upstream),
+    )
+    server = serve(env)
+    stopping = workers({**env, "JOB_SHUTDOWN_SECONDS": "0.5"}, "stopping")
+    task_id = submit(server).json()["id"]
+    deadline = time.monotonic() + 10
+    while slow_upstream.waiting < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stopping.process.send_signal(signal.SIGTERM)
+    assert stopping.process.wait(timeout=15) == 0
+    record = get_task(server, task_id)
+    assert record["status"] == "queued" and record["attempts"] == 1  # handed back, not failed
+    assert slow_upstream.closed_early == 1
+    workers(env, "next")
+    record = wait_for(server, task_id, ("succeeded", "failed"))
+    assert record["status"] == "succeeded" and record["attempts"] == 2
