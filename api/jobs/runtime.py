@@ -195,6 +195,7 @@ class JobRuntime:
         self._slots = asyncio.Semaphore(settings.job_concurrency)
         self._running: dict[str, tuple[asyncio.Task[Outcome], _Job]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._executions: set[asyncio.Task[Any]] = set()  # queue deliveries being handled
         self._sweeper: asyncio.Task[None] | None = None
         self._receiver: asyncio.Task[None] | None = None
         self._stop_fetching = asyncio.Event()
@@ -242,7 +243,10 @@ class JobRuntime:
             await asyncio.gather(
                 *(task for task, _ in self._running.values()), return_exceptions=True
             )
-        # Executions finish their bookkeeping (events, hand-back enqueue) before we close.
+        # Deliveries waiting for a slot see the stop and leave their task queued; executions
+        # finish their bookkeeping (events, the hand-back's enqueue) before we close.
+        if self._executions:
+            await asyncio.wait(set(self._executions), timeout=5)
         if self._background:
             await asyncio.wait(self._background, timeout=5)
         if self._receiver is not None:
@@ -320,17 +324,27 @@ class JobRuntime:
 
     async def execute(self, task_id: str) -> None:
         """The queue's task: run background task `task_id` if it can be claimed."""
-        if self._stopping:
-            return  # not claimed: the sweeper hands it to another worker
-        async with self._slots:
-            try:
-                claim = await self.store.claim(task_id, self.owner, self.settings.job_lease_seconds)
-            except StoreError as error:
-                log.error("background task not claimed: %s", error, extra={"task_id": task_id})
-                return
-            if claim is None:
-                return  # another worker has it, it ended, or a duplicate message
-            await self._run_claimed(claim.record)
+        current = asyncio.current_task()
+        if current is not None:
+            self._executions.add(current)
+        try:
+            async with self._slots:
+                if self._stopping:
+                    return  # not claimed: the sweeper hands it to another worker
+                try:
+                    claim = await self.store.claim(
+                        task_id, self.owner, self.settings.job_lease_seconds
+                    )
+                    if claim is None:
+                        return  # another worker has it, it ended, or a duplicate message
+                    await self._run_claimed(claim.record)
+                except StoreError as error:
+                    # The row keeps its state: a lease that is not renewed expires, and the
+                    # sweeper hands the task out again.
+                    log.error("background task: %s", error, extra={"task_id": task_id})
+        finally:
+            if current is not None:
+                self._executions.discard(current)
 
     async def _run_claimed(self, record: TaskRecord) -> None:
         job = _Job(self, record, self.owner)

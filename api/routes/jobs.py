@@ -160,8 +160,10 @@ async def submit_background(
         links=_links(record.id),
     )
     # With Redis down the enqueue below fails too, and that is the failure answered.
-    with contextlib.suppress(EventLogUnavailable):
-        await runtime.events.append(record.id, "task", accepted.model_dump(mode="json"))
+    with contextlib.suppress(EventLogUnavailable, TimeoutError):
+        await asyncio.wait_for(
+            runtime.events.append(record.id, "task", accepted.model_dump(mode="json")), 2
+        )
     try:
         await runtime.enqueue(record.id)
     except QueueUnavailable:

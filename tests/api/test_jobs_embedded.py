@@ -191,3 +191,19 @@ def test_the_per_key_cap_on_active_tasks_answers_429(
         wait_status(client, first["id"], ("cancelled",))
         wait_status(client, second["id"], ("cancelled",))
         assert submit(client)["status"] == "queued"
+
+
+def test_the_history_filters_on_queued_and_running(slow_app: TestClient, slow: OpenAIMock) -> None:
+    client = slow_app
+    running = submit(client, prompt="Final answer: 1")
+    queued = submit(client, prompt="Final answer: 2")  # JOB_CONCURRENCY=1
+    deadline = time.monotonic() + 5
+    while slow.waiting < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for status, expected in (("running", running), ("queued", queued)):
+        page = client.get("/query", headers=headers(), params={"status": status}).json()
+        assert [item["id"] for item in page["data"]] == [expected["id"]]
+        assert page["data"][0]["status"] == status
+    client.post(f"/task/{queued['id']}/cancel", headers=headers())
+    client.post(f"/task/{running['id']}/cancel", headers=headers())
+    wait_status(client, running["id"], ("cancelled",))
