@@ -196,6 +196,7 @@ class JobRuntime:
         self._running: dict[str, tuple[asyncio.Task[Outcome], _Job]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._executions: set[asyncio.Task[Any]] = set()  # queue deliveries being handled
+        self._pending: dict[str, int] = {}  # task id -> its deliveries being handled here
         self._sweeper: asyncio.Task[None] | None = None
         self._receiver: asyncio.Task[None] | None = None
         self._stop_fetching = asyncio.Event()
@@ -327,6 +328,7 @@ class JobRuntime:
         current = asyncio.current_task()
         if current is not None:
             self._executions.add(current)
+        self._pending[task_id] = self._pending.get(task_id, 0) + 1
         try:
             async with self._slots:
                 if self._stopping:
@@ -345,6 +347,9 @@ class JobRuntime:
         finally:
             if current is not None:
                 self._executions.discard(current)
+            left = self._pending.pop(task_id, 1) - 1
+            if left > 0:
+                self._pending[task_id] = left
 
     async def _run_claimed(self, record: TaskRecord) -> None:
         job = _Job(self, record, self.owner)
@@ -524,8 +529,15 @@ class JobRuntime:
         counts = await self.store.count_by_status()
         metrics.JOBS_QUEUED.set(counts.get("queued", 0))
         self.last_sweep = time.monotonic()
+        # While messages wait on the Redis list, a queued task is most likely one of them (a
+        # backlog, not a loss): only tasks never enqueued and expired leases are due then, so
+        # a long backlog is not duplicated every round.
+        depth = await self.depth()
+        due = await self.store.due_for_requeue(cutoff, _SWEEP_BATCH, queued_stale=not depth)
         sent = 0
-        for task_id in await self.store.due_for_requeue(cutoff, _SWEEP_BATCH):
+        for task_id in due:
+            if task_id in self._pending:
+                continue  # delivered here, waiting for a slot: not lost
             # The guarded mark makes one sweeper (of many workers) the one that re-enqueues.
             if not await self.store.mark_enqueued(task_id, stale_before=cutoff):
                 continue

@@ -170,9 +170,11 @@ class JobStore(TaskStore, Protocol):
         it at once); with `stale_before`, only if it is still due (queued and not enqueued
         since, or running with an expired lease)."""
 
-    async def due_for_requeue(self, stale_before: datetime, limit: int) -> list[str]:
-        """Tasks the queue may have lost: queued and not enqueued since `stale_before`, or
-        running with an expired lease."""
+    async def due_for_requeue(
+        self, stale_before: datetime, limit: int, *, queued_stale: bool = True
+    ) -> list[str]:
+        """Tasks the queue may have lost: queued and never enqueued, or (`queued_stale`) not
+        enqueued since `stale_before`; running with an expired lease and not enqueued since."""
 
     async def record_callback(self, task_id: str, outcome: dict[str, Any]) -> None:
         """Records the callback's outcome."""

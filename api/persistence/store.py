@@ -549,10 +549,11 @@ class SqlTaskStore:
         return await self._update(stmt) == 1
 
     @staticmethod
-    def _due(stale_before: datetime) -> ColumnElement[bool]:
-        not_since = or_(tasks.c.enqueued_at.is_(None), tasks.c.enqueued_at < stale_before)
+    def _due(stale_before: datetime, *, queued_stale: bool = True) -> ColumnElement[bool]:
+        never = tasks.c.enqueued_at.is_(None)
+        not_since = or_(never, tasks.c.enqueued_at < stale_before)
         return or_(
-            and_(tasks.c.status == "queued", not_since),
+            and_(tasks.c.status == "queued", not_since if queued_stale else never),
             and_(
                 tasks.c.status == "running",
                 tasks.c.lease_expires_at < _now(),
@@ -560,10 +561,15 @@ class SqlTaskStore:
             ),
         )
 
-    async def due_for_requeue(self, stale_before: datetime, limit: int) -> list[str]:
+    async def due_for_requeue(
+        self, stale_before: datetime, limit: int, *, queued_stale: bool = True
+    ) -> list[str]:
         stmt = (
             select(tasks.c.id)
-            .where(tasks.c.status.in_(ACTIVE_STATUSES), self._due(stale_before))
+            .where(
+                tasks.c.status.in_(ACTIVE_STATUSES),
+                self._due(stale_before, queued_stale=queued_stale),
+            )
             .order_by(tasks.c.created_at)
             .limit(limit)
         )
