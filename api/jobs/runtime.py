@@ -31,6 +31,7 @@ from typing import Any, Final, Literal
 
 from taskiq import AsyncBroker
 from taskiq.receiver import Receiver
+from taskiq_redis import ListQueueBroker
 
 import agent_core
 from agent_core import AgentEvent, CallFinished, CallStarted, VoteTally
@@ -206,7 +207,10 @@ class JobRuntime:
     # -- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.broker.startup()
+        if self.runs_tasks:
+            # The sending side of the list broker needs no start-up (kiq opens connections
+            # from the pool as it needs them).
+            await self.broker.startup()
         if self.role == "worker":
             self.broker.is_worker_process = True
             receiver = Receiver(
@@ -259,7 +263,10 @@ class JobRuntime:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await self.broker.shutdown()
+            if self.runs_tasks:
+                await self.broker.shutdown()
+            elif isinstance(self.broker, ListQueueBroker):
+                await self.broker.connection_pool.disconnect()
         await self.events.aclose()
 
     @property
