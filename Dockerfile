@@ -107,6 +107,10 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
 # passes on the server's status; `reasoning-agent serve` ends on the SIGTERM uvicorn hands back
 # after the drain with 0, not 143). Give the engine a longer stop timeout than that
 # (docker run --stop-timeout 40; compose stop_grace_period), or it kills the server: 137.
+# The command chooses the role: `reasoning-agent serve` (the API, the default) or
+# `reasoning-agent worker` (background tasks from the Redis queue; its probes and /metrics on
+# WORKER_PORT, so set HEALTHCHECK_PORT to it for the HEALTHCHECK above). A worker stops the same
+# way: running tasks finish for JOB_SHUTDOWN_SECONDS (30), the rest go back to the queue.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["reasoning-agent", "serve"]

@@ -21,12 +21,13 @@ from api.budgets import Ledger
 from api.config import ServiceSettings, get_settings
 from api.deps import admit, admitted_principal
 from api.errors import ERROR_RESPONSES, install_error_handlers
+from api.jobs.runtime import JobRuntime, Role
 from api.logging import configure_logging
 from api.middleware import RequestContextMiddleware
 from api.persistence import open_store, parse_database_url
 from api.ratelimit import RateLimiter
 from api.redaction import register_secrets
-from api.routes import health, providers, query, task, v1
+from api.routes import health, jobs, providers, query, task, v1
 from api.routes import metrics as metrics_routes
 from api.security import KeyRing, presented_key
 from api.tasks import TaskPipeline
@@ -68,10 +69,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.pipeline = pipeline = TaskPipeline(
         registry, store, budgets if budgets.enabled else None
     )
+    # Background tasks: with REDIS_URL on the shared queue (workers run them); without, here.
+    role: Role = "api" if settings.redis_url else "embedded"
+    app.state.jobs = runtime = JobRuntime(settings, store, pipeline, registry, role=role)
+    await runtime.start()
     _log_startup(settings, registry, limiter)
     try:
         yield
     finally:
+        await runtime.aclose()  # running background tasks finish or go back to the queue
         await pipeline.aclose()  # cancelled tasks finish recording
         await store.aclose()  # queued history writes finish first
         await registry.aclose()
@@ -136,6 +142,8 @@ def create_app(
     providers_settings = providers_settings if providers_settings is not None else load_settings()
     configure_logging(settings.log_format, settings.log_level)
     register_secrets([*settings.api_keys, *settings.admin_api_keys])
+    if settings.callback_secret is not None:
+        register_secrets([settings.callback_secret.get_secret_value()])
 
     public_docs = settings.public_docs
     app = FastAPI(
@@ -161,7 +169,14 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
     protected = APIRouter(dependencies=[Depends(admitted_principal)], responses=ERROR_RESPONSES)
-    for router in (task.router, query.router, providers.router, metrics_routes.router, v1.router):
+    for router in (
+        task.router,
+        jobs.router,
+        query.router,
+        providers.router,
+        metrics_routes.router,
+        v1.router,
+    ):
         protected.include_router(router)
     app.include_router(protected)
     app.include_router(health.router)

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from limits import parse_many
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 __all__ = [
@@ -202,6 +209,108 @@ class ServiceSettings(BaseSettings):
         description="PUBLIC_DOCS: serve /docs and /openapi.json without a key (development)",
     )
 
+    # --- background tasks -------------------------------------------------------------------
+    job_key_prefix: str = Field(
+        default="reasoning-agent",
+        max_length=100,
+        description="JOB_KEY_PREFIX: namespace of the job queue and event streams in Redis",
+    )
+    job_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description="JOB_CONCURRENCY: background tasks one worker process (or the API, "
+        "without REDIS_URL) runs at once",
+    )
+    job_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="JOB_LEASE_SECONDS: a running task's lease; a worker that stops renewing "
+        "it (killed) loses the task to another after this long",
+    )
+    job_sweep_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="JOB_SWEEP_SECONDS: how often the sweeper looks for tasks the queue lost",
+    )
+    job_requeue_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        le=86400,
+        description="JOB_REQUEUE_SECONDS: a queued task no worker took for this long is put on "
+        "the queue again (duplicates are harmless: a task is claimed once)",
+    )
+    job_max_active_per_key: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="JOB_MAX_ACTIVE_PER_KEY: queued plus running background tasks per key; "
+        "beyond it POST /task answers 429 too_many_active_tasks",
+    )
+    job_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="JOB_MAX_ATTEMPTS: runs of a task at most (first run, reruns after a "
+        "crashed worker and retries of upstream unavailability together)",
+    )
+    job_retry_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="JOB_RETRY_SECONDS: wait before the first retry; doubled for each next",
+    )
+    job_shutdown_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="JOB_SHUTDOWN_SECONDS: on SIGTERM a worker lets running tasks finish this "
+        "long, then hands the rest back to the queue",
+    )
+    job_events_retention_seconds: int = Field(
+        default=86_400,
+        ge=10,
+        le=30 * 86_400,
+        description="JOB_EVENTS_RETENTION_SECONDS: how long a task's events stay replayable "
+        "after it ends",
+    )
+    job_events_max: int = Field(
+        default=10_000,
+        ge=100,
+        le=1_000_000,
+        description="JOB_EVENTS_MAX: events kept per task (the oldest deltas go first)",
+    )
+    callback_allowed_hosts: KeyList = Field(
+        default_factory=list,
+        description="CALLBACK_ALLOWED_HOSTS: hosts a callback_url may name (comma-separated; "
+        "`*.example.com` for subdomains); empty: callbacks are off",
+    )
+    callback_secret: SecretStr | None = Field(
+        default=None,
+        description="CALLBACK_SECRET: HMAC-SHA256 key of the callbacks' signatures (required "
+        "for callbacks; never logged)",
+    )
+    callback_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="CALLBACK_TIMEOUT_SECONDS: per delivery attempt"
+    )
+    callback_max_attempts: int = Field(
+        default=5, ge=1, le=20, description="CALLBACK_MAX_ATTEMPTS: deliveries tried at most"
+    )
+    callback_retry_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="CALLBACK_RETRY_SECONDS: wait before the second attempt; doubled after",
+    )
+    worker_host: str = Field(
+        default="127.0.0.1", description="WORKER_HOST: where a worker serves /metrics, /healthz"
+    )
+    worker_port: int = Field(
+        default=9000, ge=0, le=65535, description="WORKER_PORT: a worker's metrics and probes"
+    )
+
     # --- server and logs --------------------------------------------------------------------
     # Loopback by default: a local run is not exposed to the network by accident. The image,
     # compose file and Kubernetes manifests set HOST=0.0.0.0 themselves.
@@ -251,7 +360,9 @@ class ServiceSettings(BaseSettings):
         parse_budgets(value)
         return value.strip()
 
-    @field_validator("rate_limit_storage_uri", "redis_url", "database_url", mode="before")
+    @field_validator(
+        "rate_limit_storage_uri", "redis_url", "database_url", "callback_secret", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -264,3 +264,61 @@ def observe_task(
             TOKENS.labels(provider=step_provider, model=step_model, kind="completion").inc(
                 usage.completion_tokens
             )
+
+
+# --- background tasks (the API's and the workers' /metrics) -----------------------------------
+
+JOBS_QUEUED = Gauge(
+    "jobs_queued",
+    "Background tasks queued (the queue depth), as the history counts them",
+    namespace=NAMESPACE,
+    multiprocess_mode="max",
+)
+JOBS_RUNNING = Gauge(
+    "jobs_running",
+    "Background tasks running in this process",
+    namespace=NAMESPACE,
+    multiprocess_mode="livesum",
+)
+JOBS_SUBMITTED = Counter(
+    "jobs_submitted",
+    "Background tasks accepted (202)",
+    namespace=NAMESPACE,
+)
+JOBS_FINISHED = Counter(
+    "jobs_finished",
+    "Background tasks ended, by status (succeeded, failed, cancelled)",
+    ["status"],
+    namespace=NAMESPACE,
+)
+JOB_DURATION = Histogram(
+    "job_duration_seconds",
+    "Run time of a background task's attempt, by how it ended",
+    ["outcome"],
+    namespace=NAMESPACE,
+    buckets=_LATENCY_BUCKETS,
+)
+JOB_QUEUE_WAIT = Histogram(
+    "job_queue_wait_seconds",
+    "Time from acceptance to a worker's claim",
+    namespace=NAMESPACE,
+    buckets=_LATENCY_BUCKETS,
+)
+JOB_RETRIES = Counter(
+    "job_retries",
+    "Background tasks put back on the queue, by reason (retry, handback, rerun, requeue)",
+    ["reason"],
+    namespace=NAMESPACE,
+)
+JOB_CALLBACKS = Counter(
+    "job_callbacks",
+    "Callback deliveries, by outcome (delivered, failed, retried)",
+    ["outcome"],
+    namespace=NAMESPACE,
+)
+JOBS_QUEUE_MESSAGES = Gauge(
+    "jobs_queue_messages",
+    "Messages waiting on the Redis queue (duplicates included)",
+    namespace=NAMESPACE,
+    multiprocess_mode="max",
+)

@@ -82,7 +82,10 @@ _REDIS_POOL_SIZE = 64
 # arrive, and the instance limits in memory for a while, as if Redis were down.
 _TURN_WAIT = 5.0
 
-_STORAGE_FAILURES = (StorageError, ConnectionError, TimeoutError, OSError)
+# RuntimeError: redis-py on uvloop raises "unable to perform operation on <TCPTransport
+# closed=True>; the handler is closed" when a pooled connection whose write was cut short by
+# the check's timeout is used again while Redis is going away: a dead connection, not a bug.
+_STORAGE_FAILURES = (StorageError, ConnectionError, TimeoutError, OSError, RuntimeError)
 
 
 def _no_key(*_: Any) -> str:  # slowapi wants a key function; we pass the key id ourselves

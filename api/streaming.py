@@ -40,7 +40,15 @@ from api.redaction import redact
 from api.tasks import Outcome, TaskPipeline, TaskSpec
 from api.tasks.pipeline import Finished, Heartbeat, Progress, TaskAccepted
 
-__all__ = ["HEARTBEAT_SECONDS", "TaskEventStream", "progress_data", "task_events"]
+__all__ = [
+    "HEARTBEAT_SECONDS",
+    "TaskEventStream",
+    "agent_error_data",
+    "encode_event",
+    "error_data",
+    "progress_data",
+    "task_events",
+]
 
 log = logging.getLogger("api.task")
 
@@ -72,8 +80,13 @@ class TaskEventStream(EventSourceResponse):
                 await asyncio.shield(self._on_close())
 
 
-def _encode(event: str, data: Any, sequence: int) -> bytes:
-    return format_sse_event(event=event, data_str=orjson.dumps(data).decode(), id=str(sequence))
+def encode_event(event: str, data: Any, event_id: int | str) -> bytes:
+    """One SSE event: its name, one JSON `data:` line and its `id:` (a sequence number for a
+    streamed task, the event log's entry id for a background task's)."""
+    return format_sse_event(event=event, data_str=orjson.dumps(data).decode(), id=str(event_id))
+
+
+_encode = encode_event
 
 
 def progress_data(event: Any, default_model: str | None) -> tuple[str, dict[str, Any]]:
@@ -183,3 +196,8 @@ async def task_events(
 def _agent_error(error: agent_core.AgentError) -> dict[str, Any]:
     _, kind, code = agent_error_status(error)
     return _error(agent_error_message(error), kind, code)
+
+
+# The same renderings for background tasks' event log (api/jobs).
+error_data = _error
+agent_error_data = _agent_error

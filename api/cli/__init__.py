@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "api.cli.providers_cmd",
     "api.cli.ask",
     "api.cli.serve",
+    "api.cli.worker",
     "api.cli.migrate",
 )
 """The command modules, in the order `--help` lists them."""

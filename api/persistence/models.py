@@ -1,4 +1,4 @@
-"""The `tasks` table: one row per task (`POST /task`, `/v1`, ...), succeeded or failed.
+"""The `tasks` table: one row per task (`POST /task`, `/v1`, background jobs, ...).
 
 The table is declared with SQLAlchemy Core (not ORM classes): the store inserts plain dicts in
 batches and maps rows to the frozen `TaskRecord` itself, so an ORM identity map would only add
@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -88,6 +89,17 @@ tasks = Table(
     Column("budget_exhausted", Boolean, nullable=False),
     # Which face the task came through: task, v1, cli, job (migration 0002; older rows: task).
     Column("source", String(16), nullable=False, server_default="task"),
+    # Background tasks (migration 0003): the claim's lease, progress, options, the callback.
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", String(128)),
+    Column("lease_expires_at", UTCDateTime()),
+    Column("enqueued_at", UTCDateTime()),
+    Column("started_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+    Column("cancel_requested", Boolean, nullable=False, server_default=false()),
+    Column("progress", JSONType),
+    Column("job_options", JSONType),
+    Column("callback", JSONType),
 )
 
 # Per-key listing, newest first: WHERE key_id = ? [AND (created_at, id) < cursor]
@@ -95,3 +107,6 @@ tasks = Table(
 Index("ix_tasks_key_id_created_at_id", tasks.c.key_id, tasks.c.created_at, tasks.c.id)
 # Admin listing across keys, same ordering.
 Index("ix_tasks_created_at_id", tasks.c.created_at, tasks.c.id)
+# The sweeper (queued tasks, running tasks whose lease expired) and the per-key active cap.
+Index("ix_tasks_status_lease_expires_at", tasks.c.status, tasks.c.lease_expires_at)
+Index("ix_tasks_key_id_status", tasks.c.key_id, tasks.c.status)

@@ -11,11 +11,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-TaskStatus = Literal["succeeded", "failed", "cancelled"]
+TaskStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+"""`queued` and `running` are background tasks' (a plain task is recorded when it ends)."""
+TERMINAL_STATUSES: tuple[TaskStatus, ...] = ("succeeded", "failed", "cancelled")
+ACTIVE_STATUSES: tuple[TaskStatus, ...] = ("queued", "running")
 TaskSource = Literal["task", "v1", "cli", "job"]
 """The entry point a task came through: `POST /task`, `/v1/chat/completions`, the CLI, a job."""
 
-__all__ = ["Page", "QueryFilters", "TaskRecord", "TaskSource", "TaskStatus", "TaskStore"]
+__all__ = [
+    "ACTIVE_STATUSES",
+    "TERMINAL_STATUSES",
+    "Claim",
+    "JobStore",
+    "Page",
+    "QueryFilters",
+    "RenewResult",
+    "TaskRecord",
+    "TaskSource",
+    "TaskStatus",
+    "TaskStore",
+]
+
+RenewResult = Literal["ok", "cancel", "lost"]
+"""A lease renewal: keep going, stop because a cancel was requested, or the lease is gone."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,17 @@ class TaskRecord:
     trace: list[dict[str, Any]] | None  # Answer.to_dict()["steps"]
     budget_exhausted: bool
     source: TaskSource = "task"  # the face it came through (rows older than the column: task)
+    # Background tasks only (plain tasks keep the defaults):
+    attempts: int = 0  # claims so far (a rerun after a crash or a retry is one more)
+    lease_owner: str | None = None  # the worker running it now
+    lease_expires_at: datetime | None = None  # past this, another worker may take it over
+    enqueued_at: datetime | None = None  # last put on the queue
+    started_at: datetime | None = None  # last claimed
+    finished_at: datetime | None = None
+    cancel_requested: bool = False
+    progress: dict[str, Any] | None = None  # calls done/planned, tokens, the running vote
+    job_options: dict[str, Any] | None = None  # trace, callback_url
+    callback: dict[str, Any] | None = None  # the callback's outcome
 
 
 @dataclass(frozen=True)
@@ -93,3 +122,62 @@ class TaskStore(Protocol):
 
     async def aclose(self) -> None:
         """Releases the connection pool."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A background task a worker now holds: its row as claimed (status running)."""
+
+    record: TaskRecord
+    owner: str
+
+
+class JobStore(TaskStore, Protocol):
+    """What background tasks need of the history on top of `TaskStore`: one row per task from
+    acceptance to its end, claimed under a lease, every change guarded by status and owner."""
+
+    async def count_active(self, key_id: str) -> int:
+        """Queued plus running tasks of `key_id`."""
+
+    async def claim(self, task_id: str, owner: str, lease_seconds: float) -> Claim | None:
+        """queued, or running with an expired lease -> running, held by `owner`; None if the
+        task is not claimable (ended, or held by a live lease)."""
+
+    async def renew(
+        self, task_id: str, owner: str, lease_seconds: float, progress: dict[str, Any] | None
+    ) -> RenewResult:
+        """Extends `owner`'s lease and records the progress."""
+
+    async def finish(self, record: TaskRecord, owner: str) -> bool:
+        """Writes the ended task over its row if `owner` still holds it; False otherwise."""
+
+    async def release(self, task_id: str, owner: str, *, enqueue_after: float) -> bool:
+        """running -> queued (a hand-back or a retry); it may be enqueued again after
+        `enqueue_after` seconds."""
+
+    async def request_cancel(self, task_id: str, key_id: str | None) -> str | None:
+        """`cancelled` (it was queued: it never runs), `requested` (running: its worker stops
+        it) or None (no such task for this key, or it has ended)."""
+
+    async def mark_enqueued(
+        self,
+        task_id: str,
+        *,
+        stale_before: datetime | None,
+        at: datetime | Literal["now"] | None = "now",
+    ) -> bool:
+        """Records when the task was put on the queue (`at`; None: never, so the sweeper takes
+        it at once); with `stale_before`, only if it is still due (queued and not enqueued
+        since, or running with an expired lease)."""
+
+    async def due_for_requeue(
+        self, stale_before: datetime, limit: int, *, queued_stale: bool = True
+    ) -> list[str]:
+        """Tasks the queue may have lost: queued and never enqueued, or (`queued_stale`) not
+        enqueued since `stale_before`; running with an expired lease and not enqueued since."""
+
+    async def record_callback(self, task_id: str, outcome: dict[str, Any]) -> None:
+        """Records the callback's outcome."""
+
+    async def count_by_status(self) -> dict[str, int]:
+        """queued and running counts (the queue depth), for the metrics."""

@@ -1,4 +1,4 @@
-"""`SqlTaskStore`: the SQLAlchemy implementation of the `TaskStore` contract.
+"""`SqlTaskStore`: the SQLAlchemy implementation of the `TaskStore` (and `JobStore`) contract.
 
 Writes go through a group-commit writer: `add()` queues the row and waits for the transaction
 that contains it to commit. A writer task takes everything queued so far (up to `max_batch` rows)
@@ -29,10 +29,21 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
-from datetime import UTC, datetime
-from typing import Any, Final
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal
 
-from sqlalchemy import ColumnElement, Row, insert, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    and_,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -40,7 +51,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from api.persistence.cursor import decode_cursor, encode_cursor
 from api.persistence.engine import DatabaseTarget
 from api.persistence.models import tasks
-from api.persistence.records import Page, QueryFilters, TaskRecord
+from api.persistence.records import (
+    ACTIVE_STATUSES,
+    Claim,
+    Page,
+    QueryFilters,
+    RenewResult,
+    TaskRecord,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +111,41 @@ def _row_to_record(row: Row[Any]) -> TaskRecord:
         trace=m["trace"],
         budget_exhausted=m["budget_exhausted"],
         source=m["source"],
+        attempts=m["attempts"],
+        lease_owner=m["lease_owner"],
+        lease_expires_at=m["lease_expires_at"],
+        enqueued_at=m["enqueued_at"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        cancel_requested=m["cancel_requested"],
+        progress=m["progress"],
+        job_options=m["job_options"],
+        callback=m["callback"],
     )
+
+
+# What `finish` writes over a background task's row: the outcome, as the pipeline built it.
+_OUTCOME_FIELDS: Final = (
+    "status",
+    "provider",
+    "model",
+    "answer",
+    "confidence",
+    "votes",
+    "prompt_tokens",
+    "completion_tokens",
+    "calls",
+    "latency_ms",
+    "error_code",
+    "error_message",
+    "trace",
+    "budget_exhausted",
+    "progress",
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 _NUL: Final = "\x00"
@@ -342,6 +394,195 @@ class SqlTaskStore:
             last = items[-1]
             next_cursor = encode_cursor(last.created_at, last.id)
         return Page(items=items, next_cursor=next_cursor)
+
+    # -- background tasks ------------------------------------------------------------------------
+    # Every change is one guarded UPDATE (by status and, for a running task, by lease owner), so
+    # two workers can never both hold a task and a stale worker can never overwrite a row.
+
+    async def _update(self, stmt: Any) -> int:
+        try:
+            async with self._connection(write=True) as conn:
+                result = await conn.execute(stmt)
+        except _DB_ERRORS as exc:
+            raise _safe_error(exc) from None
+        return int(result.rowcount or 0)
+
+    async def count_active(self, key_id: str) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(tasks)
+            .where(tasks.c.key_id == key_id, tasks.c.status.in_(ACTIVE_STATUSES))
+        )
+        try:
+            async with self._connection() as conn:
+                return int((await conn.execute(stmt)).scalar_one())
+        except _DB_ERRORS as exc:
+            raise _safe_error(exc) from None
+
+    async def count_by_status(self) -> dict[str, int]:
+        stmt = (
+            select(tasks.c.status, func.count())
+            .where(tasks.c.status.in_(ACTIVE_STATUSES))
+            .group_by(tasks.c.status)
+        )
+        try:
+            async with self._connection() as conn:
+                rows = (await conn.execute(stmt)).all()
+        except _DB_ERRORS as exc:
+            raise _safe_error(exc) from None
+        counts: dict[str, int] = dict.fromkeys(ACTIVE_STATUSES, 0)
+        counts.update({str(row[0]): int(row[1]) for row in rows})
+        return counts
+
+    async def claim(self, task_id: str, owner: str, lease_seconds: float) -> Claim | None:
+        now = _now()
+        claimable = or_(
+            tasks.c.status == "queued",
+            and_(tasks.c.status == "running", tasks.c.lease_expires_at < now),
+        )
+        stmt = (
+            update(tasks)
+            .where(tasks.c.id == task_id, claimable)
+            .values(
+                status="running",
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                started_at=now,
+                attempts=tasks.c.attempts + 1,
+            )
+        )
+        try:
+            async with self._connection(write=True) as conn:
+                if (await conn.execute(stmt)).rowcount != 1:
+                    return None
+                row = (await conn.execute(select(tasks).where(tasks.c.id == task_id))).one()
+        except _DB_ERRORS as exc:
+            raise _safe_error(exc) from None
+        return Claim(record=_row_to_record(row), owner=owner)
+
+    async def renew(
+        self, task_id: str, owner: str, lease_seconds: float, progress: dict[str, Any] | None
+    ) -> RenewResult:
+        values: dict[str, Any] = {"lease_expires_at": _now() + timedelta(seconds=lease_seconds)}
+        if progress is not None:
+            values["progress"] = self._storable(progress)
+        stmt = (
+            update(tasks)
+            .where(tasks.c.id == task_id, tasks.c.status == "running", tasks.c.lease_owner == owner)
+            .values(**values)
+        )
+        try:
+            async with self._connection(write=True) as conn:
+                if (await conn.execute(stmt)).rowcount != 1:
+                    return "lost"
+                flag = (
+                    await conn.execute(
+                        select(tasks.c.cancel_requested).where(tasks.c.id == task_id)
+                    )
+                ).scalar_one()
+        except _DB_ERRORS as exc:
+            raise _safe_error(exc) from None
+        return "cancel" if flag else "ok"
+
+    async def finish(self, record: TaskRecord, owner: str) -> bool:
+        values = {name: self._storable(getattr(record, name)) for name in _OUTCOME_FIELDS}
+        values.update(lease_owner=None, lease_expires_at=None, finished_at=_now())
+        stmt = (
+            update(tasks)
+            .where(
+                tasks.c.id == record.id, tasks.c.status == "running", tasks.c.lease_owner == owner
+            )
+            .values(**values)
+        )
+        return await self._update(stmt) == 1
+
+    async def release(self, task_id: str, owner: str, *, enqueue_after: float) -> bool:
+        # enqueued_at in the future: the sweeper leaves it alone until then.
+        stmt = (
+            update(tasks)
+            .where(tasks.c.id == task_id, tasks.c.status == "running", tasks.c.lease_owner == owner)
+            .values(
+                status="queued",
+                lease_owner=None,
+                lease_expires_at=None,
+                enqueued_at=_now() + timedelta(seconds=enqueue_after),
+            )
+        )
+        return await self._update(stmt) == 1
+
+    async def request_cancel(self, task_id: str, key_id: str | None) -> str | None:
+        mine = [tasks.c.id == self._storable(task_id)]
+        if key_id is not None:
+            mine.append(tasks.c.key_id == key_id)
+        never_ran = (
+            update(tasks)
+            .where(*mine, tasks.c.status == "queued")
+            .values(
+                status="cancelled",
+                error_code="cancelled",
+                error_message="cancelled before it ran",
+                finished_at=_now(),
+                cancel_requested=True,
+            )
+        )
+        if await self._update(never_ran) == 1:
+            return "cancelled"
+        running = (
+            update(tasks).where(*mine, tasks.c.status == "running").values(cancel_requested=True)
+        )
+        if await self._update(running) == 1:
+            return "requested"
+        return None
+
+    async def mark_enqueued(
+        self,
+        task_id: str,
+        *,
+        stale_before: datetime | None,
+        at: datetime | Literal["now"] | None = "now",
+    ) -> bool:
+        conditions: list[ColumnElement[bool]] = [tasks.c.id == task_id]
+        if stale_before is not None:
+            conditions.append(self._due(stale_before))
+        when = _now() if at == "now" else at
+        stmt = update(tasks).where(*conditions).values(enqueued_at=when)
+        return await self._update(stmt) == 1
+
+    @staticmethod
+    def _due(stale_before: datetime, *, queued_stale: bool = True) -> ColumnElement[bool]:
+        never = tasks.c.enqueued_at.is_(None)
+        not_since = or_(never, tasks.c.enqueued_at < stale_before)
+        return or_(
+            and_(tasks.c.status == "queued", not_since if queued_stale else never),
+            and_(
+                tasks.c.status == "running",
+                tasks.c.lease_expires_at < _now(),
+                not_since,
+            ),
+        )
+
+    async def due_for_requeue(
+        self, stale_before: datetime, limit: int, *, queued_stale: bool = True
+    ) -> list[str]:
+        stmt = (
+            select(tasks.c.id)
+            .where(
+                tasks.c.status.in_(ACTIVE_STATUSES),
+                self._due(stale_before, queued_stale=queued_stale),
+            )
+            .order_by(tasks.c.created_at)
+            .limit(limit)
+        )
+        try:
+            async with self._connection() as conn:
+                return [str(row[0]) for row in (await conn.execute(stmt)).all()]
+        except _DB_ERRORS as exc:
+            raise _safe_error(exc) from None
+
+    async def record_callback(self, task_id: str, outcome: dict[str, Any]) -> None:
+        await self._update(
+            update(tasks).where(tasks.c.id == task_id).values(callback=self._storable(outcome))
+        )
 
     async def ping(self) -> None:
         try:

@@ -86,7 +86,7 @@ async def query_tasks(
     provider: Annotated[str | None, Query(max_length=64)] = None,
     model: Annotated[str | None, Query(max_length=200)] = None,
     strategy: Annotated[str | None, Query(max_length=64)] = None,
-    status: Literal["succeeded", "failed", "cancelled"] | None = None,
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
     source: Annotated[
         TaskSource | None,
         Query(description="The face a task came through: task (POST /task), v1, cli, job"),

@@ -5,12 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.persistence.records import TaskRecord, TaskSource
 from providers.task_options import Samples, TaskOptions
 
-__all__ = ["ErrorOut", "QueryPage", "TaskRecordOut", "TaskRequest", "TaskResponse", "Usage"]
+__all__ = [
+    "BackgroundAccepted",
+    "ErrorOut",
+    "QueryPage",
+    "TaskRecordOut",
+    "TaskRequest",
+    "TaskResponse",
+    "Usage",
+]
 
 
 class PanelSeatIn(BaseModel):
@@ -78,12 +86,37 @@ class TaskRequest(TaskOptions):
         ),
     )
 
+    background: bool = Field(
+        default=False,
+        description=(
+            "Run in the background: answer 202 at once with the task's id (`status: queued`); "
+            "follow it with GET /task/{id}, GET /task/{id}/events, POST /task/{id}/cancel"
+        ),
+    )
+    callback_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description=(
+            "With `background`: a URL the service POSTs the ended task to, signed "
+            "(HMAC-SHA256); its host must be in CALLBACK_ALLOWED_HOSTS"
+        ),
+    )
+
     @field_validator("prompt")
     @classmethod
     def _not_blank(cls, prompt: str) -> str:
         if not prompt.strip():
             raise ValueError("must not be blank")
         return prompt
+
+    @model_validator(mode="after")
+    def _background_options(self) -> TaskRequest:
+        if self.background and self.stream:
+            raise ValueError("`stream` and `background` exclude each other")
+        if self.callback_url is not None and not self.background:
+            raise ValueError("`callback_url` needs `background: true`")
+        return self
 
 
 class Usage(BaseModel):
@@ -153,7 +186,7 @@ class TaskRecordOut(BaseModel):
     id: str
     object: Literal["task_record"] = "task_record"
     created_at: datetime
-    status: Literal["succeeded", "failed", "cancelled"]
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     key_id: str = Field(description="Short hash of the API key that ran it (never the key)")
     prompt: str
     system: str | None
@@ -174,6 +207,20 @@ class TaskRecordOut(BaseModel):
     )
     steps: list[dict[str, Any]] | None = Field(
         default=None, description="The trace (GET /query/{id} only)"
+    )
+    progress: dict[str, Any] | None = Field(
+        default=None,
+        description="Background tasks: calls_done, calls_planned, prompt_tokens, "
+        "completion_tokens, votes (the running tally), attempt",
+    )
+    attempts: int = Field(default=0, description="Background tasks: runs so far")
+    cancel_requested: bool = Field(default=False, description="A cancel was requested")
+    started_at: datetime | None = Field(default=None, description="Last claimed by a worker")
+    finished_at: datetime | None = Field(default=None, description="When it ended")
+    callback: dict[str, Any] | None = Field(
+        default=None,
+        description="The callback's outcome: url, status (delivered, failed), attempts, "
+        "last_status or last_error, at",
     )
 
     @classmethod
@@ -207,7 +254,25 @@ class TaskRecordOut(BaseModel):
             ),
             source=record.source,
             steps=record.trace if with_trace else None,
+            progress=record.progress,
+            attempts=record.attempts,
+            cancel_requested=record.cancel_requested,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            callback=record.callback,
         )
+
+
+class BackgroundAccepted(BaseModel):
+    """A background task was accepted: it is in the history as queued, and on the queue."""
+
+    id: str
+    object: Literal["task"] = "task"
+    status: Literal["queued"] = "queued"
+    created_at: datetime
+    provider: str
+    strategy: str
+    links: dict[str, str] = Field(description="status, events and cancel URLs of the task")
 
 
 class QueryPage(BaseModel):

@@ -19,6 +19,7 @@ from agent_core import Answer, normalize_answer
 from api.deps import Admitted, PipelineDep, RegistryDep, SettingsDep
 from api.errors import TASK_ERROR_RESPONSES, APIError
 from api.persistence import StoreError
+from api.routes.jobs import BACKGROUND_RESPONSES, submit_background
 from api.routes.schemas import BudgetReason, SamplingOut, TaskRequest, TaskResponse, Usage
 from api.streaming import TaskEventStream, task_events
 from api.tasks import Outcome, TaskRejected, TaskSpec
@@ -179,7 +180,7 @@ def wants_stream(body: TaskRequest, request: Request) -> bool:
     "/task",
     response_model=TaskResponse,
     summary="Submit a prompt, get the LLM's answer",
-    responses={**TASK_ERROR_RESPONSES, **STREAM_RESPONSE},
+    responses={**TASK_ERROR_RESPONSES, **STREAM_RESPONSE, **BACKGROUND_RESPONSES},
 )
 async def run_task(
     body: TaskRequest,
@@ -192,6 +193,8 @@ async def run_task(
     """Runs the task with the requested (or default) provider and strategy, records it in the
     history, and returns the answer with its usage (and its trace when `trace` is true)."""
     spec = spec_from_request(body, registry, settings.max_prompt_chars)
+    if body.background:
+        return await submit_background(body, spec, principal, request)
     if wants_stream(body, request):
         # The key's budget is reserved before the stream starts, so a refusal is a 402, not
         # an error event after a 200.

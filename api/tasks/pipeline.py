@@ -5,6 +5,9 @@ the same way whether it came as `POST /task`, a stream, `/v1`, the CLI or a back
 
 - `run(spec, key_id)` is the plain path: no progress is built; it returns the `Outcome` once
   the record is committed.
+- `run_job(spec, key_id, task_id=..., commit=...)` is a background task's: it runs under the id
+  the task was accepted with, reports progress to `on_event`, and hands the ended record to
+  `commit` (which finishes the task's existing row) instead of adding one.
 - `events(spec, key_id)` is the observed path: it yields `TaskAccepted` (the id) first, then
   `Progress` events as the task runs, and last `Finished` with the outcome, after the record is
   committed. If the consumer goes away (a client disconnects), the task is cancelled (its
@@ -21,7 +24,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -92,6 +95,9 @@ class Finished:
 
 PipelineEvent = TaskAccepted | Progress | Heartbeat | Finished
 
+Commit = Callable[[TaskRecord], Awaitable[None]]
+"""Records an ended task somewhere other than `store.add` (a background task's own row)."""
+
 
 class _Recorder:
     """Builds the task's record, whatever the outcome, from one set of common fields."""
@@ -102,6 +108,11 @@ class _Recorder:
         key_id: str,
         registry: ProviderRegistry,
         reservation: Reservation | None = None,
+        *,
+        task_id: str | None = None,
+        created_at: datetime | None = None,
+        commit: Commit | None = None,
+        cancel_message: str = "cancelled before it ended (the client went away)",
     ) -> None:
         # A budgeted key's task runs within what it reserved: the engine enforces max_cost_usd.
         if reservation is not None:
@@ -112,8 +123,10 @@ class _Recorder:
         self.reservation = reservation
         self.prices = registry.settings.price_table
         self.key_id = key_id
-        self.id = new_task_id()
-        self.created_at = datetime.now(UTC)
+        self.id = task_id or new_task_id()
+        self.created_at = created_at or datetime.now(UTC)
+        self.commit = commit
+        self.cancel_message = cancel_message
         self.started = time.perf_counter()
         self.default_model = registry.default_model(spec.provider)
 
@@ -238,6 +251,37 @@ class TaskPipeline:
         finally:
             await self._settle(reservation, None)  # only if the task never reached its record
 
+    async def run_job(
+        self,
+        spec: TaskSpec,
+        key_id: str,
+        *,
+        task_id: str,
+        created_at: datetime,
+        commit: Commit,
+        on_event: Callable[[AgentEvent], None] | None = None,
+        reservation: Reservation | None = None,
+    ) -> Outcome:
+        """Runs a background task under its accepted id; `commit` records how it ended (a
+        cancellation too, before the `CancelledError` propagates). `reservation`: what the
+        worker reserved of the key's budget for it (`reserve`)."""
+        if reservation is not None:
+            reservation.started = True
+        recorder = _Recorder(
+            spec,
+            key_id,
+            self.registry,
+            reservation,
+            task_id=task_id,
+            created_at=created_at,
+            commit=commit,
+            cancel_message="cancelled on request before it ended",
+        )
+        try:
+            return await self._execute(recorder, on_event)
+        finally:
+            await self._settle(reservation, None)  # only if the task never reached its record
+
     async def events(
         self,
         spec: TaskSpec,
@@ -322,7 +366,7 @@ class TaskPipeline:
             return Outcome("failed", record, error=error)
         except asyncio.CancelledError:
             steps, usage = _spent(run)
-            message = "cancelled before it ended (the client went away)"
+            message = recorder.cancel_message
             record = recorder.ended_early("cancelled", "cancelled", message, steps, usage)
             await self._commit(record, recorder, steps)
             log.info("task cancelled", extra={"task_id": record.id, "key_id": recorder.key_id})
@@ -342,10 +386,13 @@ class TaskPipeline:
     async def _commit(
         self, record: TaskRecord, recorder: _Recorder, steps: list[agent_core.Step]
     ) -> None:
-        """Commits the record (when there is a store), settles the task's spend with its key's
-        budget (even when the record cannot be written), then counts the task."""
+        """Commits the record (a background task's own way, or to the store when there is
+        one), settles the task's spend with its key's budget (even when the record cannot be
+        written), then counts the task."""
         try:
-            if self.store is not None:
+            if recorder.commit is not None:
+                await recorder.commit(record)
+            elif self.store is not None:
                 started = time.perf_counter()
                 await self.store.add(record)
                 metrics.HISTORY_WRITE_LATENCY.observe(time.perf_counter() - started)

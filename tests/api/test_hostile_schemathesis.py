@@ -46,8 +46,9 @@ MIN_CASES = 1_000
 # Business refusals of schema-valid requests, each documented with its code (docs/api.md): an
 # unknown provider or strategy, options the engine refuses together (e.g. self_consistency at
 # temperature 0), a cursor not issued by /query (400); a prompt over MAX_PROMPT_CHARS or a
-# budget that runs out before any answer (422); no such task (404).
-SCHEMA_VALID_REFUSALS = ["2xx", "400", "401", "404", "422", "429"]
+# budget that runs out before any answer (422); no such task (404); a cancel of a task that has
+# ended (409 not_cancellable).
+SCHEMA_VALID_REFUSALS = ["2xx", "400", "401", "404", "409", "422", "429"]
 
 CHECKS: dict[str, dict[str, Any]] = {
     "not_a_server_error": {"enabled": True},
@@ -228,7 +229,8 @@ def test_stateful_scenarios_follow_the_links(service: Service, api_error_log: Ap
             **kwargs: Any,
         ) -> None:
             _count(case, response)
-            if case.operation.label == "GET /query/{task_id}" and response.status_code == 200:
+            reads = ("GET /query/{task_id}", "GET /task/{task_id}", "GET /task/{task_id}/events")
+            if case.operation.label in reads and response.status_code == 200:
                 STATS.linked_reads += 1
             if _own_deadline(case, response):
                 return

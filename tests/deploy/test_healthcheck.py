@@ -111,3 +111,13 @@ def test_an_ipv6_bind_address_is_bracketed(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("HOST", "::1")
     monkeypatch.setenv("PORT", "8000")
     assert healthcheck.healthz_url() == "http://[::1]:8000/healthz"
+
+
+def test_a_worker_container_is_probed_on_healthcheck_port(
+    healthy_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    monkeypatch.setenv("PORT", "8000")
+    monkeypatch.setenv("HEALTHCHECK_PORT", str(healthy_port))
+    assert healthcheck.healthz_url() == f"http://127.0.0.1:{healthy_port}/healthz"
+    assert healthcheck.main() == 0
