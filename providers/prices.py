@@ -11,14 +11,15 @@ A model matches the longest key that prefixes it, so the dated snapshot an upstr
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent_core import Usage
 
-__all__ = ["BUILTIN_PRICES", "ModelPrice", "PriceTable"]
+__all__ = ["BUILTIN_PRICES", "ModelPrice", "PriceTable", "trace_cost"]
 
 
 class ModelPrice(BaseModel):
@@ -67,3 +68,14 @@ class PriceTable:
             return 0.0
         price = self.price(provider, model)
         return price.cost(usage) if price is not None else None
+
+
+def trace_cost(trace: Sequence[Mapping[str, Any]] | None) -> float | None:
+    """A task's cost from its trace steps' `cost_usd` (None when any is unknown, or there is
+    no trace)."""
+    if trace is None:
+        return None
+    costs = [step.get("cost_usd") for step in trace]
+    if any(cost is None for cost in costs):
+        return None
+    return round(sum(float(cost) for cost in costs if cost is not None), 8)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.persistence.records import TaskRecord, TaskSource
+from providers.prices import trace_cost
 from providers.task_options import Samples, TaskOptions
 
 __all__ = [
@@ -201,6 +202,9 @@ class TaskRecordOut(BaseModel):
     calls: int
     latency_ms: float
     budget_exhausted: bool
+    cost_usd: float | None = Field(
+        default=None, description="What its calls cost (null: a price is unknown)"
+    )
     error: ErrorOut | None = Field(description="Why it failed (failed tasks)")
     source: TaskSource = Field(
         description="The face it came through: POST /task, /v1/chat/completions, CLI, job"
@@ -247,6 +251,7 @@ class TaskRecordOut(BaseModel):
             calls=record.calls,
             latency_ms=record.latency_ms,
             budget_exhausted=record.budget_exhausted,
+            cost_usd=trace_cost(record.trace),
             error=(
                 ErrorOut(code=record.error_code, message=record.error_message)
                 if record.error_code

@@ -25,6 +25,7 @@ from api.streaming import TaskEventStream, task_events
 from api.tasks import Outcome, TaskRejected, TaskSpec
 from api.tasks.spec import PanelSeat
 from providers import ProviderRegistry
+from providers.prices import trace_cost
 
 __all__ = [
     "StorageUnavailable",
@@ -32,7 +33,6 @@ __all__ = [
     "router",
     "spec_from_request",
     "task_response",
-    "total_cost",
     "votes_by_provider",
 ]
 
@@ -106,7 +106,7 @@ def task_response(outcome: Outcome, *, trace: bool) -> TaskResponse:
         calls=answer.calls,
         latency_ms=round(record.latency_ms, 3),
         budget_exhausted=answer.budget_exhausted,
-        cost_usd=total_cost(record.trace),
+        cost_usd=trace_cost(record.trace),
         budget_reason=cast(BudgetReason | None, answer.budget_reason),
         sampling=(
             SamplingOut.model_validate(answer.sampling.to_dict())
@@ -116,14 +116,6 @@ def task_response(outcome: Outcome, *, trace: bool) -> TaskResponse:
         votes_by_provider=votes_by_provider(answer) if outcome.panel else None,
         steps=record.trace if trace else None,
     )
-
-
-def total_cost(trace: list[dict[str, Any]] | None) -> float | None:
-    """The task's cost from its steps' (None when any step's price is unknown)."""
-    costs = [step.get("cost_usd") for step in trace or ()]
-    if any(cost is None for cost in costs):
-        return None
-    return round(sum(float(cost) for cost in costs if cost is not None), 8)
 
 
 def votes_by_provider(answer: Answer) -> dict[str, dict[str, int]]:

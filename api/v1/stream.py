@@ -40,7 +40,7 @@ from api.errors import agent_error_message, agent_error_status
 from api.persistence import StoreError
 from api.redaction import redact
 from api.routes.schemas import BudgetReason, SamplingOut
-from api.routes.task import total_cost, votes_by_provider
+from api.routes.task import votes_by_provider
 from api.streaming import HEARTBEAT_SECONDS, progress_data
 from api.tasks import Outcome, TaskPipeline
 from api.tasks.pipeline import Finished, Heartbeat, Progress, TaskAccepted
@@ -53,6 +53,7 @@ from api.v1.schemas import (
     ReasoningAgentResult,
 )
 from api.v1.translate import V1Request
+from providers.prices import trace_cost
 
 __all__ = ["DONE", "chat_completion", "chat_completion_chunks", "model_label"]
 
@@ -83,7 +84,7 @@ def result_extension(outcome: Outcome, *, trace: bool) -> ReasoningAgentResult:
         confidence=answer.confidence,
         votes=answer.votes,
         calls=answer.calls,
-        cost_usd=total_cost(record.trace),
+        cost_usd=trace_cost(record.trace),
         budget_exhausted=answer.budget_exhausted,
         budget_reason=cast(BudgetReason | None, answer.budget_reason),
         sampling=(

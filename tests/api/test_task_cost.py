@@ -49,6 +49,7 @@ def test_each_call_and_the_task_have_their_cost(client: TestClient, upstream: Op
     assert body["steps"][0]["cost_usd"] == pytest.approx(0.002)
     stored = client.get(f"/query/{body['id']}", headers=headers()).json()
     assert stored["steps"][0]["cost_usd"] == pytest.approx(0.002)
+    assert stored["cost_usd"] == pytest.approx(0.002)  # the history says what it cost
 
 
 def test_an_unknown_price_is_unknown_not_zero(client: TestClient) -> None:
