@@ -100,6 +100,9 @@ tasks = Table(
     Column("progress", JSONType),
     Column("job_options", JSONType),
     Column("callback", JSONType),
+    # A vote's sampling, and every provider that answered a call (migration 0004).
+    Column("sampling", JSONType),
+    Column("providers_used", String(1024)),
 )
 
 # Per-key listing, newest first: WHERE key_id = ? [AND (created_at, id) < cursor]

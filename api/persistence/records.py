@@ -76,6 +76,8 @@ class TaskRecord:
     progress: dict[str, Any] | None = None  # calls done/planned, tokens, the running vote
     job_options: dict[str, Any] | None = None  # trace, callback_url
     callback: dict[str, Any] | None = None  # the callback's outcome
+    sampling: dict[str, Any] | None = None  # a vote's: drawn, waves, stopped, posterior
+    providers_used: str | None = None  # ",openai,anthropic,": every provider that answered
 
 
 @dataclass(frozen=True)

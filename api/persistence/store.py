@@ -121,6 +121,8 @@ def _row_to_record(row: Row[Any]) -> TaskRecord:
         progress=m["progress"],
         job_options=m["job_options"],
         callback=m["callback"],
+        sampling=m["sampling"],
+        providers_used=m["providers_used"],
     )
 
 
@@ -345,7 +347,6 @@ class SqlTaskStore:
         if key_id is not None:
             conditions.append(tasks.c.key_id == key_id)
         for column, value in (
-            (tasks.c.provider, filters.provider),
             (tasks.c.model, filters.model),
             (tasks.c.strategy, filters.strategy),
             (tasks.c.status, filters.status),
@@ -353,6 +354,15 @@ class SqlTaskStore:
         ):
             if value is not None:
                 conditions.append(column == self._storable(value))
+        if filters.provider is not None:
+            # The provider that served, or any that answered a call (a vote across providers).
+            name = self._storable(filters.provider)
+            conditions.append(
+                or_(
+                    tasks.c.provider == name,
+                    tasks.c.providers_used.contains(f",{name},", autoescape=True),
+                )
+            )
         if filters.since is not None:
             conditions.append(tasks.c.created_at >= _as_utc(filters.since))
         if filters.until is not None:

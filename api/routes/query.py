@@ -83,7 +83,13 @@ async def query_tasks(
         str | None,
         Query(max_length=500, description="Text searched in prompts and answers (any case)"),
     ] = None,
-    provider: Annotated[str | None, Query(max_length=64)] = None,
+    provider: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="The provider that served it, or any that answered one of its calls",
+        ),
+    ] = None,
     model: Annotated[str | None, Query(max_length=200)] = None,
     strategy: Annotated[str | None, Query(max_length=64)] = None,
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,

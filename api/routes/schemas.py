@@ -205,6 +205,12 @@ class TaskRecordOut(BaseModel):
     cost_usd: float | None = Field(
         default=None, description="What its calls cost (null: a price is unknown)"
     )
+    sampling: SamplingOut | None = Field(
+        default=None, description="A vote's: samples drawn, waves, why sampling stopped"
+    )
+    providers_used: list[str] | None = Field(
+        default=None, description="Every provider that answered one of its calls"
+    )
     error: ErrorOut | None = Field(description="Why it failed (failed tasks)")
     source: TaskSource = Field(
         description="The face it came through: POST /task, /v1/chat/completions, CLI, job"
@@ -252,6 +258,12 @@ class TaskRecordOut(BaseModel):
             latency_ms=record.latency_ms,
             budget_exhausted=record.budget_exhausted,
             cost_usd=trace_cost(record.trace),
+            sampling=(
+                SamplingOut.model_validate(record.sampling) if record.sampling is not None else None
+            ),
+            providers_used=(
+                record.providers_used.strip(",").split(",") if record.providers_used else None
+            ),
             error=(
                 ErrorOut(code=record.error_code, message=record.error_message)
                 if record.error_code

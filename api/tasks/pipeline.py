@@ -164,6 +164,8 @@ class _Recorder:
             error_message=None,
             trace=self.trace(answer.steps),
             budget_exhausted=answer.budget_exhausted,
+            sampling=answer.sampling.to_dict() if answer.sampling is not None else None,
+            providers_used=_providers_used(answer.steps),
         )
 
     def trace(self, steps: list[agent_core.Step]) -> list[dict[str, Any]]:
@@ -198,6 +200,7 @@ class _Recorder:
             error_code=code,
             error_message=message[:2000],
             trace=self.trace(steps) or None,
+            providers_used=_providers_used(steps),
             budget_exhausted=code == "budget_exceeded",
         )
 
@@ -465,6 +468,12 @@ class TaskPipeline:
 
 
 _DONE: Any = object()  # the queue's end marker
+
+
+def _providers_used(steps: list[agent_core.Step]) -> str | None:
+    """`,a,b,`: every provider that answered a call (a vote across providers has several)."""
+    names = sorted({step.provider for step in steps if step.provider})
+    return "," + ",".join(names) + "," if names else None
 
 
 def _spent(run: Run | None) -> tuple[list[agent_core.Step], agent_core.Usage]:

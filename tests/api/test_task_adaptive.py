@@ -26,6 +26,8 @@ def test_early_stop_draws_fewer_samples_and_says_why(client: TestClient) -> None
     assert sampling["stopped"] == "confident" and sampling["maximum"] == 16
     assert sampling["drawn"] == body["calls"] == body["votes"]["9"] < 16
     assert sampling["posterior"] >= 0.94 and sampling["waves"] >= 1
+    stored = client.get(f"/query/{body['id']}", headers={"X-API-Key": "test-key-alpha-0001"})
+    assert stored.json()["sampling"] == sampling  # the record says it too
 
 
 def test_without_early_stop_every_sample_is_drawn_at_once(client: TestClient) -> None:

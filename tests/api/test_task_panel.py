@@ -82,9 +82,15 @@ def test_the_vote_is_broken_down_by_provider_and_model(
     openai, claude = upstreams
     assert (openai.calls, claude.calls) == (4, 4)
     assert {step["provider"] for step in body["steps"]} == {"openai", "anthropic"}
-    # The record keeps the panel in its params.
+    # The record keeps the panel in its params, and who took part.
     record = client.get(f"/query/{body['id']}", headers=headers()).json()
     assert [seat["samples"] for seat in record["params"]["providers"]] == [4, 4]
+    assert record["providers_used"] == ["anthropic", "openai"]
+    # /query finds the vote by any provider that took part.
+    for name in ("openai", "anthropic"):
+        page = client.get(f"/query?provider={name}", headers=headers()).json()["data"]
+        assert [task["id"] for task in page] == [body["id"]], name
+    assert client.get("/query?provider=anth", headers=headers()).json()["data"] == []
 
 
 def test_a_member_that_fails_costs_its_votes_not_the_task(
