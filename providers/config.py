@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime, time
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -224,9 +224,10 @@ class ProvidersSettings(BaseSettings):
 
     _source: Path | None = PrivateAttr(default=None)
 
-    @property
+    @cached_property
     def price_table(self) -> PriceTable:
-        """The built-in prices with this configuration's over them."""
+        """The built-in prices with this configuration's over them (built once: every task
+        looks prices up)."""
         return PriceTable.with_builtins(self.prices)
 
     @property

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,7 +44,7 @@ BUILTIN_PRICES: Mapping[str, ModelPrice] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: lookups are cached per table
 class PriceTable:
     prices: Mapping[str, ModelPrice]
 
@@ -55,7 +56,10 @@ class PriceTable:
         """The price of `provider/model`: the longest key that prefixes it, else `None`."""
         if not provider or not model:
             return None
-        name = f"{provider}/{model}"
+        return self._lookup(f"{provider}/{model}")
+
+    @lru_cache(maxsize=1024)  # noqa: B019 (one table per configuration, kept for its life)
+    def _lookup(self, name: str) -> ModelPrice | None:
         best: tuple[int, ModelPrice] | None = None
         for key, price in self.prices.items():
             if name.startswith(key) and (best is None or len(key) > best[0]):
