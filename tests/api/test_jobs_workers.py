@@ -29,7 +29,8 @@ from tests.api.conftest import (
     unique_prefix,
     write_plugins_toml,
 )
-from tests.api.jobs_support import PrivateRedis, Worker
+from tests.api.jobs_support import Worker
+from tests.api.test_ratelimit_redis import PrivateRedis
 from tests.mock_upstreams import OpenAIMock
 
 UPSTREAM_KEY = "sk-test-jobs-workers"
@@ -256,7 +257,7 @@ def test_redis_restarted_while_tasks_are_queued_they_run_once_it_is_back(
         server = serve(env)
         queued = [submit(server).json()["id"] for _ in range(5)]  # no worker yet: they wait
         assert all(get_task(server, t)["status"] == "queued" for t in queued)
-        private.kill()  # the queue's messages die with it (no persistence)
+        private.stop()  # the queue's messages die with it (no persistence)
         worker = workers(env, "through-the-outage")  # starts, and waits, while Redis is down
 
         refused = submit(server)
@@ -286,7 +287,7 @@ def test_redis_restarted_while_tasks_are_queued_they_run_once_it_is_back(
             f"re-enqueued {worker.metric('reasoning_agent_job_retries_total'):.0f}): {outcomes}"
         )
     finally:
-        private.kill()
+        private.stop()
 
 
 def test_a_cancel_reaches_a_task_running_on_a_worker(

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Self
 
 import httpx
 import pytest
@@ -114,12 +115,14 @@ class PrivateRedis:
     """A private redis-server on a free port, to take down, hang and bring back (never the
     shared one on 6379)."""
 
-    def __init__(self) -> None:
+    def __init__(self, directory: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.directory = directory  # its working directory (default: the test's cwd)
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self) -> Self:
+        where = ["--dir", str(self.directory)] if self.directory is not None else []
         self.process = subprocess.Popen(
             [
                 "redis-server",
@@ -131,6 +134,7 @@ class PrivateRedis:
                 "",
                 "--appendonly",
                 "no",
+                *where,
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -138,7 +142,7 @@ class PrivateRedis:
         while True:
             try:
                 redis.Redis.from_url(self.url).ping()
-                return
+                return self
             except redis.ConnectionError:
                 assert time.monotonic() < deadline, "redis-server did not start"
                 time.sleep(0.05)
