@@ -61,10 +61,12 @@ async def test_retries_of_a_silent_upstream_stop_at_the_deadline(
         with pytest.raises(ProviderTimeoutError) as caught:
             await provider.complete(ask())
         waited = time.monotonic() - started
-    # 0.3 s attempts, tiny waits: three fit in 1 s, a fourth would not.
+    # 0.3 s attempts, tiny waits: up to three fit in 1 s, a fourth never does. On a loaded
+    # machine an attempt or a wait can overrun, and then one fewer fits: the count is what
+    # the deadline allowed, and the message says it.
     assert waited <= 1.0 + 0.3, waited
-    assert silent.accepted == 3
-    assert "(3 attempts;" in caught.value.message
+    assert 2 <= silent.accepted <= 3
+    assert f"({silent.accepted} attempts;" in caught.value.message
     reported = float(caught.value.message.split(" after ")[1].split(" s ")[0])
     assert abs(reported - waited) < 0.2
 
