@@ -168,17 +168,20 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
-    protected = APIRouter(dependencies=[Depends(admitted_principal)], responses=ERROR_RESPONSES)
+    # Each router is included in the app itself, not through a shared "protected" router:
+    # FastAPI matches a request level by level through included routers, and one level less
+    # was a measurable share of a request's CPU. The busiest routes come first.
     for router in (
         task.router,
+        v1.router,
         jobs.router,
         query.router,
         providers.router,
         metrics_routes.router,
-        v1.router,
     ):
-        protected.include_router(router)
-    app.include_router(protected)
+        app.include_router(
+            router, dependencies=[Depends(admitted_principal)], responses=ERROR_RESPONSES
+        )
     app.include_router(health.router)
     if not public_docs:
         app.include_router(_docs_router(app))

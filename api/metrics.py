@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import platform
 import threading
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -199,6 +200,31 @@ def model_label(model: str | None) -> str:
     return "other"
 
 
+# --- bound children ---------------------------------------------------------------------------
+
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+_MAX_CHILDREN = 10_000  # label values are bounded (routes, models via model_label); a cap anyway
+
+
+def child(metric: Any, *values: str) -> Any:
+    """`metric.labels(*values)`, bound once and reused: `labels()` validates the values, takes a
+    lock and builds its key on every call, a measurable share of a request's CPU."""
+    key = (id(metric), values)
+    try:
+        return _children[key]
+    except KeyError:
+        bound = metric.labels(*values)
+        if len(_children) < _MAX_CHILDREN:
+            _children[key] = bound
+        return bound
+
+
+def observe_http(route: str, method: str, status: int, seconds: float) -> None:
+    """One answered HTTP request: its count and its latency."""
+    child(HTTP_REQUESTS, route, method, str(status)).inc()
+    child(HTTP_LATENCY, route, method).observe(seconds)
+
+
 # --- exposition -------------------------------------------------------------------------------
 
 
@@ -239,10 +265,8 @@ def observe_task(
     steps: list[agent_core.Step] | None = None,
 ) -> None:
     """Counts one task, and each provider call of its trace (latency, tokens, errors)."""
-    TASKS.labels(
-        provider=provider, model=model_label(model), strategy=strategy, outcome=outcome
-    ).inc()
-    TASK_LATENCY.labels(provider=provider, strategy=strategy).observe(seconds)
+    child(TASKS, provider, model_label(model), strategy, outcome).inc()
+    child(TASK_LATENCY, provider, strategy).observe(seconds)
     # Upstream errors are counted per failed call; a task that failed without a failed call in
     # its trace (none was made) counts once here.
     if outcome in UPSTREAM_KINDS and not any(step.error for step in steps or ()):
@@ -250,20 +274,16 @@ def observe_task(
     for step in steps or ():
         step_provider = step.provider or provider
         step_model = model_label(step.model or model)
-        PROVIDER_CALL_LATENCY.labels(
-            provider=step_provider, model=step_model, outcome="error" if step.error else "ok"
+        child(
+            PROVIDER_CALL_LATENCY, step_provider, step_model, "error" if step.error else "ok"
         ).observe(step.latency_ms / 1000)
         if step.error:
             UPSTREAM_ERRORS.labels(provider=step_provider, kind=step.error).inc()
         usage = step.usage
         if usage.prompt_tokens:
-            TOKENS.labels(provider=step_provider, model=step_model, kind="prompt").inc(
-                usage.prompt_tokens
-            )
+            child(TOKENS, step_provider, step_model, "prompt").inc(usage.prompt_tokens)
         if usage.completion_tokens:
-            TOKENS.labels(provider=step_provider, model=step_model, kind="completion").inc(
-                usage.completion_tokens
-            )
+            child(TOKENS, step_provider, step_model, "completion").inc(usage.completion_tokens)
 
 
 # --- background tasks (the API's and the workers' /metrics) -----------------------------------

@@ -12,12 +12,12 @@ have the one JSON shape (and a request id).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,19 +45,22 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"request body larger than {limit} bytes")
 
 
-def _request_id(scope: Scope) -> str:
-    incoming = Headers(scope=scope).get(REQUEST_ID_HEADER)
-    if incoming and _VALID_REQUEST_ID.match(incoming):
-        return incoming  # the caller's (or the proxy's) id, so traces join up
-    return uuid.uuid4().hex
-
-
-def _content_length(scope: Scope) -> int | None:
-    value = Headers(scope=scope).get("content-length")
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
+def _read_headers(scope: Scope) -> tuple[str, int | None]:
+    """The request id (the caller's, if well-formed, so traces join up; else a fresh one) and
+    the declared Content-Length, in one pass over the raw headers (ASGI lowercases names)."""
+    request_id: str | None = None
+    declared: int | None = None
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            incoming = value.decode("latin-1")
+            if request_id is None and _VALID_REQUEST_ID.match(incoming):
+                request_id = incoming
+        elif name == b"content-length" and declared is None:
+            try:
+                declared = int(value)
+            except ValueError:
+                declared = None
+    return request_id or os.urandom(16).hex(), declared
 
 
 def _route_template(scope: Scope) -> str:
@@ -76,7 +79,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = _request_id(scope)
+        request_id, declared = _read_headers(scope)
         token = REQUEST_ID.set(request_id)
         state: dict[str, Any] = scope.setdefault("state", {})
         started = time.perf_counter()
@@ -116,7 +119,6 @@ class RequestContextMiddleware:
 
         metrics.HTTP_IN_FLIGHT.inc()
         try:
-            declared = _content_length(scope)
             if declared is not None and declared > limit:
                 # Refused before reading a byte of it.
                 response = error_response(
@@ -146,8 +148,7 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             method = scope["method"]
-            metrics.HTTP_REQUESTS.labels(route=route, method=method, status=str(status)).inc()
-            metrics.HTTP_LATENCY.labels(route=route, method=method).observe(elapsed)
+            metrics.observe_http(route, method, status, elapsed)
             principal = state.get("principal")
             access_log.info(
                 "%s %s %d %.1fms",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
+import orjson
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
@@ -110,6 +111,16 @@ def parse_database_url(database_url: str) -> DatabaseTarget:
     )
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns (params, votes, trace ...) through orjson rather than the standard library's
+# json: every task writes its trace, and json.dumps was a measurable part of a request's CPU.
+# Strings reach it already made storable (`api.persistence.store._storable`).
+_JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
 def create_engine(target: DatabaseTarget) -> AsyncEngine:
     """Build the async engine with the pool and per-connection settings each backend needs."""
     if target.backend == "postgresql":
@@ -124,6 +135,7 @@ def create_engine(target: DatabaseTarget) -> AsyncEngine:
             max_overflow=10,
             pool_pre_ping=True,
             connect_args=connect_args,
+            **_JSON_CODEC,
         )
 
     kwargs: dict[str, Any] = {}
@@ -137,7 +149,7 @@ def create_engine(target: DatabaseTarget) -> AsyncEngine:
         # Readers run in parallel (WAL); the store funnels all writes through one writer task,
         # so the pool never holds two writers from this process.
         kwargs.update(pool_size=8, max_overflow=0)
-    engine = create_async_engine(target.url, **kwargs)
+    engine = create_async_engine(target.url, **kwargs, **_JSON_CODEC)
     _configure_sqlite(engine.sync_engine, target)
     return engine
 
@@ -154,7 +166,7 @@ def create_sqlite_writer_engine(target: DatabaseTarget) -> Engine | None:
         return None
     url = target.url.set(drivername="sqlite+pysqlite")
     # One thread writes; the pool holds its one connection (created and closed in that thread).
-    engine = sa_create_engine(url, pool_size=1, max_overflow=0)
+    engine = sa_create_engine(url, pool_size=1, max_overflow=0, **_JSON_CODEC)
     _configure_sqlite(engine, target)
     return engine
 

@@ -16,13 +16,14 @@ from typing import Any, cast
 from fastapi import APIRouter, Request, Response
 
 from agent_core import Answer, normalize_answer
-from api.deps import Admitted, PipelineDep, RegistryDep, SettingsDep
+from api.deps import Admitted
 from api.errors import TASK_ERROR_RESPONSES, APIError
 from api.persistence import StoreError
+from api.rendering import json_response
 from api.routes.jobs import BACKGROUND_RESPONSES, submit_background
 from api.routes.schemas import BudgetReason, SamplingOut, TaskRequest, TaskResponse, Usage
 from api.streaming import TaskEventStream, task_events
-from api.tasks import Outcome, TaskRejected, TaskSpec
+from api.tasks import Outcome, TaskPipeline, TaskRejected, TaskSpec
 from api.tasks.spec import PanelSeat
 from providers import ProviderRegistry
 from providers.prices import trace_cost
@@ -174,24 +175,21 @@ def wants_stream(body: TaskRequest, request: Request) -> bool:
     summary="Submit a prompt, get the LLM's answer",
     responses={**TASK_ERROR_RESPONSES, **STREAM_RESPONSE, **BACKGROUND_RESPONSES},
 )
-async def run_task(
-    body: TaskRequest,
-    request: Request,
-    principal: Admitted,
-    settings: SettingsDep,
-    registry: RegistryDep,
-    pipeline: PipelineDep,
-) -> TaskResponse | Response:
+async def run_task(body: TaskRequest, request: Request, principal: Admitted) -> Response:
     """Runs the task with the requested (or default) provider and strategy, records it in the
     history, and returns the answer with its usage (and its trace when `trace` is true)."""
-    spec = spec_from_request(body, registry, settings.max_prompt_chars)
+    # The app's long-lived objects are read here rather than injected: each dependency is a
+    # call through FastAPI's solver per request, on the hottest route there is.
+    state = request.app.state
+    pipeline: TaskPipeline = state.pipeline
+    spec = spec_from_request(body, state.registry, state.settings.max_prompt_chars)
     if body.background:
         return await submit_background(body, spec, principal, request)
     if wants_stream(body, request):
         # The key's budget is reserved before the stream starts, so a refusal is a 402, not
         # an error event after a 200.
         reservation = await pipeline.reserve(spec, principal.key_id)
-        state = request.scope.get("state", {})
+        context = request.scope.get("state", {})
         return TaskEventStream(
             task_events(
                 pipeline,
@@ -201,8 +199,8 @@ async def run_task(
                     mode="json"
                 ),
                 face="task",
-                request_id=state.get("request_id"),
-                started=state.get("started", time.perf_counter()),
+                request_id=context.get("request_id"),
+                started=context.get("started", time.perf_counter()),
                 reservation=reservation,
             ),
             on_close=(
@@ -218,4 +216,5 @@ async def run_task(
         raise StorageUnavailable() from None
     if outcome.error is not None:
         raise outcome.error
-    return task_response(outcome, trace=body.trace)
+    # Rendered once: a returned model would be validated again against `response_model`.
+    return json_response(task_response(outcome, trace=body.trace))
