@@ -24,6 +24,7 @@ from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.jobs.runtime import JobRuntime, Role
 from api.logging import configure_logging
 from api.middleware import RequestContextMiddleware
+from api.openapi import document_key_schemes
 from api.persistence import open_store, parse_database_url
 from api.ratelimit import RateLimiter
 from api.redaction import register_secrets
@@ -171,17 +172,19 @@ def create_app(
     # Each router is included in the app itself, not through a shared "protected" router:
     # FastAPI matches a request level by level through included routers, and one level less
     # was a measurable share of a request's CPU. The busiest routes come first.
-    for router in (
+    protected = (
         task.router,
         v1.router,
         jobs.router,
         query.router,
         providers.router,
         metrics_routes.router,
-    ):
+    )
+    for router in protected:
         app.include_router(
             router, dependencies=[Depends(admitted_principal)], responses=ERROR_RESPONSES
         )
+    document_key_schemes(app, protected)
     app.include_router(health.router)
     if not public_docs:
         app.include_router(_docs_router(app))

@@ -102,6 +102,16 @@ class ServiceSettings(BaseSettings):
         default="60/minute",
         description="RATE_LIMIT: per-key budget, e.g. 60/minute, 100/hour, 10/second;1000/day",
     )
+    rate_limit_strategy: Literal["moving-window", "sliding-window-counter", "fixed-window"] = Field(
+        default="moving-window",
+        description=(
+            "RATE_LIMIT_STRATEGY: `moving-window` (default) admits at most N in any window "
+            "of the period, at a cost per request that grows with N; "
+            "`sliding-window-counter` costs the same whatever N, and approximates the "
+            "window by weighting the previous one; `fixed-window` resets on the period's "
+            "boundaries (up to 2N across one)"
+        ),
+    )
     rate_limit_storage_uri: str | None = Field(
         default=None, description="RATE_LIMIT_STORAGE_URI: memory:// or redis://host:port/db"
     )

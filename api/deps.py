@@ -8,20 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi import Depends, Request
 
 from api.budgets import CURRENT_BUDGET, Ledger
 from api.config import ServiceSettings
 from api.persistence.records import TaskStore
 from api.ratelimit import KeyRateLimitExceeded, RateLimiter
-from api.security import (
-    Principal,
-    api_key_header,
-    authenticate_request,
-    bearer_scheme,
-    presented_key,
-)
+from api.security import Principal, authenticate_request, presented_key
 from api.tasks import TaskPipeline
 from providers import ProviderRegistry
 
@@ -94,14 +87,10 @@ async def admit(request: Request, presented_key: str | None) -> Principal:
     return principal
 
 
-async def admitted_principal(
-    request: Request,
-    _api_key: Annotated[str | None, Security(api_key_header)],
-    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-) -> Principal:
-    """The router-level guard of every protected endpoint (FastAPI runs it once per request
-    even when the endpoint asks for the principal too). The two security parameters put both
-    schemes in the OpenAPI document; `presented_key` reads the headers for both."""
+async def admitted_principal(request: Request) -> Principal:
+    """The guard of every protected endpoint: one dependency that authenticates and admits
+    (FastAPI runs it once per request even when the endpoint asks for the principal too). It
+    reads both headers, X-API-Key and Authorization; `api.openapi` documents the two schemes."""
     return await admit(request, presented_key(request.headers))
 
 

@@ -97,13 +97,6 @@ def configure_logging(log_format: str = "text", level: str = "INFO") -> None:
     handler.addFilter(_RequestIdFilter())
     root.addHandler(handler)
     root.setLevel(level)
-    # Record fields no formatter here prints are not computed (the logging HOWTO's
-    # "Optimization" section): the caller's file and line, thread and process names. Every
-    # request logs a line, and these lookups were a measurable part of its CPU.
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     # Uvicorn's loggers go through our handler; its access log is replaced by api.access.
     for name in ("uvicorn", "uvicorn.error"):
         uvicorn_logger = logging.getLogger(name)

@@ -123,3 +123,22 @@ def test_rejections_are_counted_in_metrics(make_app: MakeApp) -> None:
 def _rejections(metrics: str) -> float:
     name = "reasoning_agent_rate_limit_rejections_total"
     return next(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name))
+
+
+@pytest.mark.parametrize("strategy", ["moving-window", "sliding-window-counter", "fixed-window"])
+def test_every_strategy_admits_the_limit_then_refuses(make_app: MakeApp, strategy: str) -> None:
+    # Per day: a burst of six cannot straddle the windows of the two counting strategies.
+    with make_app(rate_limit="5/day", rate_limit_strategy=strategy) as client:
+        responses = [run_task(client) for _ in range(6)]
+
+    assert [r.status_code for r in responses] == [200] * 5 + [429]
+    assert [int(r.headers["x-ratelimit-remaining"]) for r in responses] == [4, 3, 2, 1, 0, 0]
+    assert 0 < int(responses[-1].headers["retry-after"]) <= 86400
+
+
+def test_an_unknown_strategy_is_a_clear_start_up_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_KEYS", "key1")
+    monkeypatch.setenv("RATE_LIMIT_STRATEGY", "leaky-bucket")
+
+    with pytest.raises(SettingsInvalid, match="RATE_LIMIT_STRATEGY"):
+        load_service_settings()

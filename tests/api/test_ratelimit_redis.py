@@ -42,11 +42,17 @@ async def _burst(urls: list[str], total: int) -> Counter[int]:
     return Counter(response.status_code for response in responses)
 
 
+@pytest.mark.parametrize("strategy", ["moving-window", "sliding-window-counter"])
 def test_two_servers_on_one_redis_admit_exactly_the_limit_under_a_burst(
-    serve: Callable[..., Server], tmp_path: Path
+    serve: Callable[..., Server], tmp_path: Path, strategy: str
 ) -> None:
+    # Per day: the burst cannot straddle the sliding window counter's two windows.
     env = server_env(
-        tmp_path, RATE_LIMIT="25/minute", REDIS_URL=REDIS_URL, RATE_LIMIT_KEY_PREFIX=unique_prefix()
+        tmp_path,
+        RATE_LIMIT="25/day",
+        RATE_LIMIT_STRATEGY=strategy,
+        REDIS_URL=REDIS_URL,
+        RATE_LIMIT_KEY_PREFIX=unique_prefix(),
     )
     servers = [serve(env), serve(env)]
 
