@@ -79,9 +79,13 @@ class ReasoningAgent:
                 return step
             if not step:  # only when a caller fed results out of band
                 raise ProviderError("the engine is waiting for results that were never reported")
-            await asyncio.gather(
-                *(self._perform(run, group, progress) for group in self._group(step))
-            )
+            groups = self._group(step)
+            if len(groups) == 1:
+                # One call (every direct task, every refine step) is awaited in place: gather
+                # would wrap it in a task of its own and schedule it, for nothing to overlap.
+                await self._perform(run, groups[0], progress)
+            else:
+                await asyncio.gather(*(self._perform(run, group, progress) for group in groups))
 
     def _group(self, calls: Sequence[PendingCall]) -> list[list[PendingCall]]:
         """Identical sample requests go out as one call when the provider returns several."""

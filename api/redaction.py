@@ -64,6 +64,10 @@ class Redactor:
                 lambda m: (m.group(1) if m.groups() else "") + REDACTED,
                 text,
             )
+        # Every log line passes here; the URL pattern is the costly one (it tries each word as
+        # a scheme), and a URL cannot be there without "://".
+        if "://" not in text:
+            return text
         return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}{m.group('tail')}", text)
 
 

@@ -404,9 +404,10 @@ class TaskPipeline:
         for step in record.trace or ():
             cost = step.get("cost_usd")
             if cost:
-                metrics.COST.labels(
-                    provider=step.get("provider") or record.provider,
-                    model=metrics.model_label(step.get("model")),
+                metrics.child(
+                    metrics.COST,
+                    step.get("provider") or record.provider,
+                    metrics.model_label(step.get("model")),
                 ).inc(cost)
         metrics.observe_task(
             provider=record.provider or recorder.spec.provider,
