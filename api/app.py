@@ -7,6 +7,7 @@ shutdown, after uvicorn has let in-flight requests finish.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -75,6 +76,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.jobs = runtime = JobRuntime(settings, store, pipeline, registry, role=role)
     await runtime.start()
     _log_startup(settings, registry, limiter)
+    _freeze_startup_objects()
     try:
         yield
     finally:
@@ -85,6 +87,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await budgets.aclose()  # after the pipeline: cancelled tasks settle their spend first
         await limiter.aclose()
         metrics.mark_process_dead()
+
+
+def _freeze_startup_objects() -> None:
+    """Moves everything made so far (modules, the app, its settings, the providers) out of
+    the garbage collector's view: they live as long as the process, and a full collection
+    scanning the ~140,000 of them took ~100 ms, a pause every request in flight waited out (the
+    tail at concurrency 16 was several times the median). It also keeps forked workers' pages
+    shared (the CPython docs' advice for `gc.freeze`)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _log_startup(
