@@ -84,7 +84,9 @@ export class LiveTask {
         break;
       case "result":
         this.done = Math.max(this.done, data.calls ?? this.done);
-        this.planned = this.done;
+        this.ended = data.sampling
+          ? `, sampling stopped (${data.sampling.stopped}) after ${data.sampling.drawn} of at most ${data.sampling.maximum} samples`
+          : "";
         this.status.textContent = "Done.";
         this.answerBox.hidden = true; // the answer is shown in full with the result
         this.stop();
@@ -101,10 +103,14 @@ export class LiveTask {
   }
 
   draw() {
-    const planned = Math.max(this.planned, this.done, 1);
+    // Ended: the bar is full even when a vote stopped before its planned samples.
+    const planned = this.ended !== undefined ? Math.max(this.done, 1) : Math.max(this.planned, this.done, 1);
     this.progress.max = planned;
-    this.progress.value = this.done;
-    this.progressText.textContent = `${this.done} of ${this.planned || "?"} calls done`;
+    this.progress.value = this.ended !== undefined ? planned : this.done;
+    this.progressText.textContent =
+      this.ended !== undefined
+        ? `${this.done} ${this.done === 1 ? "call" : "calls"} done${this.ended}`
+        : `${this.done} of ${this.planned || "?"} calls done`;
     const steps = [...this.steps.values()].sort((a, b) => a.index - b.index);
     if (steps.length) {
       this.calls.replaceChildren(

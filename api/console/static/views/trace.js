@@ -48,7 +48,10 @@ export function timeline(steps, { starts = null, running = [], now = null } = {}
     list.append(
       h(
         "li",
-        { class: `call${failed ? " failed" : ""}${out ? " running" : ""}`, dataset: { call: String(step.index) } },
+        {
+          class: `call${failed ? " failed" : ""}${out ? " running" : ""}`,
+          dataset: starts ? { call: String(step.index), startMs: String(Math.round(start)) } : { call: String(step.index) },
+        },
         h(
           "div",
           { class: "call-head" },

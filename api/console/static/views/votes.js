@@ -64,7 +64,12 @@ export function voteChart({ votes, confidence, answer, sampling }) {
 
 /** Who voted for what: `breakdown` is seat ("provider/model") -> answer -> votes. */
 export function breakdownTable(breakdown, { caption }) {
-  const answers = [...new Set(Object.values(breakdown).flatMap((row) => Object.keys(row)))];
+  // Columns: the answers with the most votes first, as in the chart.
+  const totals = {};
+  for (const row of Object.values(breakdown)) {
+    for (const [answer, n] of Object.entries(row)) totals[answer] = (totals[answer] ?? 0) + n;
+  }
+  const answers = Object.keys(totals).sort((a, b) => totals[b] - totals[a] || a.localeCompare(b));
   return h(
     "table",
     { class: "grid breakdown", id: "vote-breakdown" },
