@@ -38,6 +38,8 @@ def test_a_good_key_opens_the_console_for_this_tab_only(
     page = console.page(context)
     console.sign_in(page, view="#/providers")
     expect(page.locator("#providers-table")).to_be_visible()  # where the user was going
+    expect(page.locator("tr[data-provider=openai]")).to_contain_text("available")
+    screenshot(page, "providers")
     assert page.evaluate("sessionStorage.getItem('reasoning-agent.api-key')") == KEY_A
     assert page.evaluate("localStorage.getItem('reasoning-agent.api-key')") is None
     # Every data call carried the key as X-API-Key (a request without it would be a 401).

@@ -32,15 +32,18 @@ export function timeline(steps, { starts = null, running = [], now = null } = {}
         ...steps.map((step) => (starts[step.index] ?? 0) + (step.latency_ms ?? 0)),
         1,
       )
-    : Math.max(...steps.map((step) => step.latency_ms ?? 0), 1);
+    : Math.max(...steps.filter((step) => !running.includes(step.index)).map((step) => step.latency_ms ?? 0), 1);
   const list = h("ol", { class: "timeline", id: "timeline" });
   for (const step of steps) {
     const start = starts ? starts[step.index] ?? 0 : 0;
     const failed = Boolean(step.error);
     const out = running.includes(step.index);
-    const length = out ? Math.max((now ?? start) - start, 0) : (step.latency_ms ?? 0);
+    // A call still out, in an untimed replay: its start is unknown, so its bar is all "running".
+    const length = out ? (starts ? Math.max((now ?? start) - start, 0) : span) : (step.latency_ms ?? 0);
     const timing = out
-      ? `started at ${duration(start)}, running`
+      ? starts
+        ? `started at ${duration(start)}, running`
+        : "running"
       : starts
         ? `started at ${duration(start)}, took ${duration(step.latency_ms)}`
         : `took ${duration(step.latency_ms)}`;
@@ -77,7 +80,9 @@ export function timeline(steps, { starts = null, running = [], now = null } = {}
   }
   const scale = starts
     ? `Bars on one time axis of ${duration(span)}: where each call started and how long it took.`
-    : `Bars scaled to the longest call (${duration(span)}); the history records durations, not start times.`;
+    : steps.every((step) => running.includes(step.index))
+      ? "Each call's duration shows once it has finished."
+      : `Bars scaled to the longest call (${duration(span)}); the history records durations, not start times.`;
   return h("figure", { class: "trace" }, h("figcaption", { class: "muted" }, scale), list);
 }
 
