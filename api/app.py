@@ -17,7 +17,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 import agent_core
-from api import metrics
+from api import console, metrics
 from api.budgets import Ledger
 from api.config import ServiceSettings, get_settings
 from api.deps import admit, admitted_principal
@@ -200,4 +200,6 @@ def create_app(
     app.include_router(health.router)
     if not public_docs:
         app.include_router(_docs_router(app))
+    if settings.console:
+        app.include_router(console.router)  # the web console: public static files, no data
     return app

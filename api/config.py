@@ -218,6 +218,10 @@ class ServiceSettings(BaseSettings):
         default=False,
         description="PUBLIC_DOCS: serve /docs and /openapi.json without a key (development)",
     )
+    console: bool = Field(
+        default=True,
+        description="CONSOLE: serve the web console at /console (its data still needs a key)",
+    )
 
     # --- background tasks -------------------------------------------------------------------
     job_key_prefix: str = Field(

@@ -36,6 +36,11 @@ async def main() -> None:
     files = importlib.resources.files("agent_core")
     for typed in ("py.typed", "_agent_core.pyi"):
         assert files.joinpath(typed).is_file(), f"the wheel lacks agent_core/{typed}"
+    # The web console's static files are package data: the wheel must carry them.
+    from api.console import ASSETS
+
+    for page in ("index.html", "app.js", "style.css", "views/task.js"):
+        assert page in ASSETS, f"the wheel lacks api/console/static/{page}"
 
     agent = ReasoningAgent(ArithmeticProvider())
     for strategy in agent_core.strategies():

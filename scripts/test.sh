@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check and test, from a fresh machine if need be: installs (scripts/install.sh),
-# then Rust (fmt, clippy, cargo test), Python (ruff, mypy, stubtest, pytest), the wheel in a
-# clean venv, and, under CI or with CONTAINER=1, the container stage (scripts/container-smoke.sh).
+# Runs every check and test, from a fresh machine if need be: installs (scripts/install.sh) and
+# Chromium for the browser tests (scripts/ensure-chromium.sh), then Rust (fmt, clippy, cargo
+# test), Python (ruff, mypy, stubtest, pytest), the wheel in a clean venv, and, under CI or
+# with CONTAINER=1, the container stage (scripts/container-smoke.sh).
 #
 # env: VENV (default .venv), CONTAINER (1 to force, 0 to skip the container stage)
 set -euo pipefail
@@ -22,6 +23,9 @@ fi
 
 stage "services: PostgreSQL and Redis on 127.0.0.1 (the tests use both)"
 bash scripts/ensure-services.sh
+
+stage "browser: Debian's chromium for the console's tests (tests/console)"
+bash scripts/ensure-chromium.sh
 
 stage "rust: fmt, clippy, test"
 cargo fmt --all --check
