@@ -406,7 +406,7 @@ class TaskPipeline:
             if cost:
                 metrics.child(
                     metrics.COST,
-                    step.get("provider") or record.provider,
+                    str(step.get("provider") or record.provider),
                     metrics.model_label(step.get("model")),
                 ).inc(cost)
         metrics.observe_task(
