@@ -15,11 +15,13 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Path, Request, Response
 
 import agent_core
-from api.deps import Admitted, PipelineDep, RegistryDep, SettingsDep
+from api.deps import Admitted, RegistryDep
 from api.errors import TASK_ERROR_RESPONSES, APIError, ErrorBody
 from api.persistence import StoreError
+from api.rendering import json_response
 from api.routes.task import StorageUnavailable
 from api.streaming import TaskEventStream
+from api.tasks import TaskPipeline
 from api.v1.schemas import ChatCompletion, ChatCompletionRequest, ModelInfo, ModelList, ModelOut
 from api.v1.stream import chat_completion, chat_completion_chunks
 from api.v1.translate import parse_model, to_spec
@@ -77,28 +79,26 @@ CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=CHAT_RESPONSES,
 )
 async def chat_completions(
-    body: ChatCompletionRequest,
-    request: Request,
-    principal: Admitted,
-    settings: SettingsDep,
-    registry: RegistryDep,
-    pipeline: PipelineDep,
-) -> ChatCompletion | Response:
+    body: ChatCompletionRequest, request: Request, principal: Admitted
+) -> Response:
     """Runs the conversation's last user message as a task (provider, model and strategy from
     `model` and the `reasoning_agent` extension), records it, and answers as OpenAI does."""
-    v1 = to_spec(body, registry, settings.max_prompt_chars)
+    # Read here rather than injected, as on POST /task: a dependency call per object per request.
+    state = request.app.state
+    pipeline: TaskPipeline = state.pipeline
+    v1 = to_spec(body, state.registry, state.settings.max_prompt_chars)
     if v1.stream:
         # The key's budget is reserved before the stream starts, so a refusal is a 402 as
         # for POST /task, not an error chunk after a 200.
         reservation = await pipeline.reserve(v1.spec, principal.key_id)
-        state = request.scope.get("state", {})
+        context = request.scope.get("state", {})
         return TaskEventStream(
             chat_completion_chunks(
                 pipeline,
                 v1,
                 principal.key_id,
-                request_id=state.get("request_id"),
-                started=state.get("started", time.perf_counter()),
+                request_id=context.get("request_id"),
+                started=context.get("started", time.perf_counter()),
                 reservation=reservation,
             ),
             headers=STREAM_HEADERS,
@@ -115,7 +115,8 @@ async def chat_completions(
         raise StorageUnavailable() from None
     if outcome.error is not None:
         raise outcome.error
-    return chat_completion(outcome, trace=v1.trace)
+    # Rendered once: a returned model would be validated again against `response_model`.
+    return json_response(chat_completion(outcome, trace=v1.trace))
 
 
 # --- models -----------------------------------------------------------------------------------
