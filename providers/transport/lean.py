@@ -75,7 +75,10 @@ class LeanClient:
         if self._session is None or self._loop is not loop or self._session.closed:
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                # Every request runs inside `call_with_retries`, whose asyncio.timeout bounds
+                # each attempt (and the call's deadline); a session timeout would arm a second
+                # timer per request for nothing.
+                timeout=aiohttp.ClientTimeout(total=None),
                 connector=aiohttp.TCPConnector(
                     limit=self._max_connections,
                     limit_per_host=self._max_connections,

@@ -12,8 +12,9 @@ per-attempt `timeout`). No attempt runs past it, and a retry is started only whe
 attempt (`timeout`) still fits after its wait; otherwise the last error comes back at once. A
 timeout's message says how long the call really waited, over how many attempts.
 
-The first attempt runs outside tenacity: building its retry state costs more CPU than the
-whole lean call, and almost every call succeeds first time.
+The first attempt runs outside tenacity, and before any of the retry loop's closures are made:
+building its retry state costs more CPU than the whole lean call, and almost every call
+succeeds first time.
 
 A stream is one call too: opening it (until the status is known) is retried like any call,
 and `StreamDeadline` holds every read after that to the same deadline. Nothing is retried once
@@ -95,15 +96,34 @@ async def call_with_retries(
     if started is None:
         started = time.monotonic()
     deadline_at = started + policy.deadline
-    attempts = 1
+    try:
+        return await _attempt_within_deadline(call, policy, deadline_at, provider)
+    except AgentError as error:
+        first_error = error
+    return await _retry(call, policy, first_error, started, deadline_at, provider)
 
-    async def attempt_within_deadline() -> T:
-        left = deadline_at - time.monotonic()
-        try:
-            async with asyncio.timeout(min(policy.timeout, left)):
-                return await call()
-        except TimeoutError:
-            raise ProviderTimeoutError(f"{provider}: the upstream did not answer") from None
+
+async def _attempt_within_deadline(
+    call: Callable[[], Awaitable[T]], policy: RetryPolicy, deadline_at: float, provider: str
+) -> T:
+    left = deadline_at - time.monotonic()
+    try:
+        async with asyncio.timeout(min(policy.timeout, left)):
+            return await call()
+    except TimeoutError:
+        raise ProviderTimeoutError(f"{provider}: the upstream did not answer") from None
+
+
+async def _retry(
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    first_error: AgentError,
+    started: float,
+    deadline_at: float,
+    provider: str,
+) -> T:
+    """After a failed first attempt: retries as the policy says, or the error as it ends."""
+    attempts = 1
 
     def gave_up(error: AgentError) -> AgentError:
         if not isinstance(error, ProviderTimeoutError):
@@ -115,21 +135,18 @@ async def call_with_retries(
             f"{policy.timeout:g} s per attempt and {policy.deadline:g} s per call)"
         )
 
-    try:
-        return await attempt_within_deadline()
-    except AgentError as error:
-        if policy.max_retries == 0 or not policy.should_retry(error):
-            raise gave_up(error) from None
-        first_error: AgentError | None = error
+    if policy.max_retries == 0 or not policy.should_retry(first_error):
+        raise gave_up(first_error) from None
+    replay: AgentError | None = first_error
 
     async def attempt() -> T:
         # Attempt 1 already happened: replay its error so tenacity waits and counts as usual.
-        nonlocal first_error, attempts
-        if first_error is not None:
-            error, first_error = first_error, None
+        nonlocal replay, attempts
+        if replay is not None:
+            error, replay = replay, None
             raise error
         attempts += 1
-        return await attempt_within_deadline()
+        return await _attempt_within_deadline(call, policy, deadline_at, provider)
 
     def wait(state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None
