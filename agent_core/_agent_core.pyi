@@ -389,6 +389,10 @@ class Step:
     @property
     def model(self) -> str | None: ...
     @property
+    def started_ms(self) -> float | None:
+        """When the call started, in ms from the start of the run on the driver's clock
+        (None: the driver did not say)."""
+    @property
     def latency_ms(self) -> float: ...
     @property
     def usage(self) -> Usage: ...
@@ -485,11 +489,18 @@ class Run:
         latency_ms: float,
         provider: str | None = None,
         note: str | None = None,
+        started_ms: float | None = None,
     ) -> None:
         """Reports that `call_id` answered; `note` says how it was served when the completion
-        carries no note of its own."""
+        carries no note of its own; `started_ms`, when the call started, in ms from the start
+        of the run on the driver's clock."""
     def fail(
-        self, call_id: int, error: BaseException, latency_ms: float, provider: str | None = None
+        self,
+        call_id: int,
+        error: BaseException,
+        latency_ms: float,
+        provider: str | None = None,
+        started_ms: float | None = None,
     ) -> None: ...
 
 def strategies() -> list[str]: ...

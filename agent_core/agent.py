@@ -59,20 +59,24 @@ class ReasoningAgent:
 
         With `on_event`, progress is reported as it happens (`agent_core.events`) and the
         strategy's final call is streamed from the provider (`AnswerDelta`s).
+
+        Each call's trace step records when it started (`started_ms`), in milliseconds from
+        this call to `drive`, on the same clock as its `latency_ms`.
         """
+        origin = time.perf_counter()
         progress = _Progress(run, on_event, self.provider_name) if on_event else None
         deadline_ms = run.task.deadline_ms
         if deadline_ms is None:
-            return await self._loop(run, progress)
+            return await self._loop(run, progress, origin)
         try:
             # Past the deadline the calls still out are cancelled (their connections closed)
             # and the engine ends the task with its best answer so far.
             async with asyncio.timeout(deadline_ms / 1000):
-                return await self._loop(run, progress)
+                return await self._loop(run, progress, origin)
         except TimeoutError:
             return run.expire()
 
-    async def _loop(self, run: Run, progress: _Progress | None) -> Answer:
+    async def _loop(self, run: Run, progress: _Progress | None, origin: float) -> Answer:
         while True:
             step = run.poll()
             if isinstance(step, Answer):
@@ -83,9 +87,11 @@ class ReasoningAgent:
             if len(groups) == 1:
                 # One call (every direct task, every refine step) is awaited in place: gather
                 # would wrap it in a task of its own and schedule it, for nothing to overlap.
-                await self._perform(run, groups[0], progress)
+                await self._perform(run, groups[0], progress, origin)
             else:
-                await asyncio.gather(*(self._perform(run, group, progress) for group in groups))
+                await asyncio.gather(
+                    *(self._perform(run, group, progress, origin) for group in groups)
+                )
 
     def _group(self, calls: Sequence[PendingCall]) -> list[list[PendingCall]]:
         """Identical sample requests go out as one call when the provider returns several."""
@@ -106,12 +112,16 @@ class ReasoningAgent:
         run: Run,
         group: list[PendingCall],
         progress: _Progress | None,
+        origin: float,
         note: str | None = None,
     ) -> None:
+        """Makes one call (or one call for a group of identical samples) and reports it.
+        `origin`: the drive's start on the `perf_counter` clock, from which starts are told."""
         request: CompletionRequest = group[0].request
-        if progress is not None:
-            progress.started(group)
         started = time.perf_counter()
+        started_ms = (started - origin) * 1000
+        if progress is not None:
+            progress.started(group, started_ms)
         try:
             if len(group) > 1:
                 completions = list(await self.provider.complete_many(request, len(group)))
@@ -128,20 +138,22 @@ class ReasoningAgent:
             if len(group) == 1 and len(completions) != 1:
                 raise ProviderError(f"provider {self.provider_name!r} returned no completion")
         except AgentError as error:
-            self._fail(run, group, error, started, progress)
+            self._fail(run, group, error, started, origin, progress)
             return
         except Exception as error:  # a plugin's bug must not escape as a stack trace
             # Only the type is kept: a foreign exception's message may quote a secret.
             log.warning(
                 "provider %r raised %s", self.provider_name, type(error).__name__, exc_info=False
             )
-            self._fail(run, group, error, started, progress)
+            self._fail(run, group, error, started, origin, progress)
             return
         latency_ms = (time.perf_counter() - started) * 1000
         served, missing = group[: len(completions)], group[len(completions) :]
         short = f"the call with n={len(group)} returned {len(completions)}" if missing else None
         for call, completion in zip(served, completions, strict=False):
-            run.complete(call.id, completion, latency_ms, self.provider_name, note or short)
+            run.complete(
+                call.id, completion, latency_ms, self.provider_name, note or short, started_ms
+            )
             if progress is not None:
                 progress.finished(call.id)
         if missing:
@@ -151,7 +163,7 @@ class ReasoningAgent:
             said = completions[0].note if completions else None
             top_up = said if said and said.startswith("single call") else f"single call: {short}"
             await asyncio.gather(
-                *(self._perform(run, [call], progress, top_up) for call in missing)
+                *(self._perform(run, [call], progress, origin, top_up) for call in missing)
             )
 
     async def _stream(
@@ -182,11 +194,13 @@ class ReasoningAgent:
         group: list[PendingCall],
         error: Exception,
         started: float,
+        origin: float,
         progress: _Progress | None,
     ) -> None:
         latency_ms = (time.perf_counter() - started) * 1000
+        started_ms = (started - origin) * 1000
         for call in group:
-            run.fail(call.id, error, latency_ms, self.provider_name)
+            run.fail(call.id, error, latency_ms, self.provider_name, started_ms)
             if progress is not None:
                 progress.finished(call.id)
 
@@ -206,11 +220,13 @@ class _Progress:
         self.provider = provider
         self.done = 0
 
-    def started(self, calls: list[PendingCall]) -> None:
+    def started(self, calls: list[PendingCall], started_ms: float) -> None:
         planned = self.run.planned_calls
         for call in calls:
             self.emit(
-                CallStarted(call.id, call.purpose, self.provider, call.request.model, planned)
+                CallStarted(
+                    call.id, call.purpose, self.provider, call.request.model, planned, started_ms
+                )
             )
 
     def finished(self, call_id: int) -> None:

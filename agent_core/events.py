@@ -23,6 +23,8 @@ class CallStarted:
     provider: str
     model: str | None  # None: the provider's default model
     planned: int  # calls the task plans in all, as known now
+    # ms from the start of the drive (the trace step's `started_ms`); None: not timed
+    started_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,10 @@ text/event-stream` at once and then, each as an SSE event with a JSON `data:` li
 sequential `id:`:
 
 - `task`: the task's `id`, `created_at`, `strategy`, `provider`;
-- `call.started`: `call` (its index in the trace), `purpose`, `provider`, `model`, `planned`;
-- `call.finished`: the call's trace step (`latency_ms`, `usage`, `candidate`, `error`,
-  `note`, ...) with `done` and `planned`;
+- `call.started`: `call` (its index in the trace), `purpose`, `provider`, `model`, `planned`,
+  `started_ms` (ms from the start of the task's run, as its trace step will record);
+- `call.finished`: the call's trace step (`started_ms`, `latency_ms`, `usage`, `candidate`,
+  `error`, `note`, ...) with `done` and `planned`;
 - `vote`: the running vote of a voting strategy: `votes`, `cast`, `planned`, `leader`, `share`;
 - `delta`: `call` and `text`, the final call's reply as the upstream streams it;
 - `result`: exactly the body a non-streamed `POST /task` returns, after the record is committed;
@@ -97,6 +98,7 @@ def progress_data(event: Any, default_model: str | None) -> tuple[str, dict[str,
             "provider": event.provider,
             "model": event.model or default_model,
             "planned": event.planned,
+            "started_ms": event.started_ms,
         }
     if isinstance(event, CallFinished):
         return "call.finished", {

@@ -3,7 +3,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::engine::{Answer, Poll, Run, Step, StrategyKind, Task};
+use crate::engine::{Answer, Poll, Run, Step, StrategyKind, Task, Timing};
 use crate::error::{attach_trace, error_from_py};
 use crate::types::{Completion, CompletionRequest};
 
@@ -124,7 +124,8 @@ impl PyRun {
 
     /// Reports that call `call_id` answered.
     /// `note` says how the call was served when the completion carries no note of its own.
-    #[pyo3(signature = (call_id, completion, latency_ms, provider = None, note = None))]
+    /// `started_ms`: when the call started, in ms from the start of the run (driver's clock).
+    #[pyo3(signature = (call_id, completion, latency_ms, provider = None, note = None, started_ms = None))]
     fn complete(
         &mut self,
         call_id: u64,
@@ -132,24 +133,34 @@ impl PyRun {
         latency_ms: f64,
         provider: Option<String>,
         note: Option<String>,
+        started_ms: Option<f64>,
     ) -> PyResult<()> {
+        let timing = Timing {
+            latency_ms,
+            started_ms,
+        };
         Ok(self
             .inner
-            .complete(call_id, completion, latency_ms, provider, note)?)
+            .complete(call_id, completion, timing, provider, note)?)
     }
 
     /// Reports that call `call_id` failed with `error` (any exception; ours keep their kind).
-    #[pyo3(signature = (call_id, error, latency_ms, provider = None))]
+    #[pyo3(signature = (call_id, error, latency_ms, provider = None, started_ms = None))]
     fn fail(
         &mut self,
         call_id: u64,
         error: &Bound<'_, PyAny>,
         latency_ms: f64,
         provider: Option<String>,
+        started_ms: Option<f64>,
     ) -> PyResult<()> {
+        let timing = Timing {
+            latency_ms,
+            started_ms,
+        };
         Ok(self
             .inner
-            .fail(call_id, error_from_py(error), latency_ms, provider)?)
+            .fail(call_id, error_from_py(error), timing, provider)?)
     }
 }
 

@@ -129,6 +129,16 @@ class Usage(BaseModel):
 BudgetReason = Literal["max_calls", "max_total_tokens", "max_cost_usd", "deadline"]
 
 
+STEP_FIELDS = (
+    "Each call: `index`, `purpose`, `provider`, `model`, `started_ms` (when the call started, "
+    "in ms from the start of the task's run: with `latency_ms` it places the call on the "
+    "task's time axis; absent from records made before it was kept, null when not timed), "
+    "`latency_ms`, `usage`, `output`, `candidate`, `error`, `error_message`, `note`, "
+    "`cost_usd`"
+)
+"""The fields of a trace step (`Step.to_dict()` and its cost), for the OpenAPI descriptions."""
+
+
 class SamplingOut(BaseModel):
     """How a vote's samples were drawn (self_consistency)."""
 
@@ -172,7 +182,8 @@ class TaskResponse(BaseModel):
         description="A vote across providers: `provider/model` -> answer -> votes",
     )
     steps: list[dict[str, Any]] | None = Field(
-        default=None, description="Every provider call, when `trace` was requested"
+        default=None,
+        description=f"Every provider call, when `trace` was requested. {STEP_FIELDS}",
     )
 
 
@@ -216,7 +227,7 @@ class TaskRecordOut(BaseModel):
         description="The face it came through: POST /task, /v1/chat/completions, CLI, job"
     )
     steps: list[dict[str, Any]] | None = Field(
-        default=None, description="The trace (GET /query/{id} only)"
+        default=None, description=f"The trace (GET /query/{{id}} only). {STEP_FIELDS}"
     )
     progress: dict[str, Any] | None = Field(
         default=None,

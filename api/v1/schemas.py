@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.routes.schemas import BudgetReason, PanelSeatIn, SamplingOut
+from api.routes.schemas import STEP_FIELDS, BudgetReason, PanelSeatIn, SamplingOut
 from providers.task_options import MaxTokens, TaskOptions, Temperature
 
 __all__ = [
@@ -222,7 +222,8 @@ class ReasoningAgentResult(BaseModel):
     )
     latency_ms: float
     steps: list[dict[str, Any]] | None = Field(
-        default=None, description="Every provider call, when `trace` was requested"
+        default=None,
+        description=f"Every provider call, when `trace` was requested. {STEP_FIELDS}",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,18 @@ def test_query_items_carry_no_trace_but_one_record_does(client: TestClient) -> N
 
     assert listed["steps"] is None
     assert single["steps"][0]["purpose"] == "answer"
+
+
+def test_a_records_trace_says_when_each_call_started(client: TestClient) -> None:
+    task = run_task(client, prompt="Final answer: 3", strategy="refine", rounds=1).json()
+
+    steps = client.get(f"/query/{task['id']}", headers=headers()).json()["steps"]
+
+    assert [step["purpose"] for step in steps] == ["draft", "critique 1", "revise 1"]
+    starts = [step["started_ms"] for step in steps]
+    assert all(isinstance(start, float) and start >= 0 for start in starts), starts
+    for before, after in itertools.pairwise(steps):
+        assert after["started_ms"] >= before["started_ms"] + before["latency_ms"] - 0.01
 
 
 def test_filters_by_provider_strategy_and_status(client: TestClient) -> None:

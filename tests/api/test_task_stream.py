@@ -42,6 +42,10 @@ def test_a_streamed_vote_reports_every_sample_then_the_result(client: TestClient
     finished = [e.data for e in events if e.event == "call.finished"]
     assert all(f["candidate"] == "12" and f["planned"] == 4 for f in finished)
     assert sorted(f["done"] for f in finished) == [1, 2, 3, 4]
+    # call.started says when each call went out, as its trace step records it.
+    started = {e.data["call"]: e.data["started_ms"] for e in events if e.event == "call.started"}
+    assert started == {f["call"]: f["started_ms"] for f in finished}
+    assert all(isinstance(start, float) and start >= 0 for start in started.values())
     votes = [e.data for e in events if e.event == "vote"]
     assert votes[-1] == {"votes": {"12": 4}, "cast": 4, "planned": 4, "leader": "12", "share": 1.0}
     result = events[-1].data

@@ -91,6 +91,27 @@ def test_a_vote_opens_on_its_chart_and_trace(
     assert sorted(candidates) == ["41", "42", "42", "42", "42"]
     expect(trace.first).to_contain_text("openai / gpt-4.1-mini")
     expect(trace.first).to_contain_text("tokens")
+    # The history's trace places the calls on one time axis at the starts it recorded: the
+    # samples went out together, so all started before the first of them (0.3 s) ended.
+    starts = trace.evaluate_all("items => items.map(li => li.dataset.startMs ?? null)")
+    assert None not in starts, starts
+    assert max(map(int, starts)) - min(map(int, starts)) < 200, starts
+    expect(page.locator("figure.trace figcaption")).to_contain_text("on one time axis")
+    # A record made before starts were kept has durations only: bars scaled to the longest.
+    old = page.evaluate(
+        """async () => {
+        const { timeline } = await import("/console/views/trace.js");
+        const figure = timeline([
+          { index: 0, purpose: "sample 1", latency_ms: 100 },
+          { index: 1, purpose: "sample 2", latency_ms: 50 },
+        ]);
+        return {
+          caption: figure.querySelector("figcaption").textContent,
+          starts: [...figure.querySelectorAll("li")].map((li) => li.dataset.startMs ?? null),
+        };
+    }"""
+    )
+    assert old["starts"] == [None, None] and "longest call" in old["caption"], old
     screenshot(page, "task-vote-and-trace")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 
@@ -232,3 +233,52 @@ async def test_a_failed_task_reports_the_calls_and_tokens_it_spent() -> None:
 async def test_a_providers_own_error_carries_no_trace() -> None:
     error = agent_core.RateLimitError("slow down")
     assert (error.steps, error.calls, error.usage.total_tokens) == ([], 0, 0)
+
+
+async def test_each_step_records_when_its_call_started() -> None:
+    # refine's calls go one after another: each starts once the one before has ended.
+    provider = ScriptedProvider(["Final answer: 1", "Wrong.", "Final answer: 2"], delay=0.02)
+    answer = await ReasoningAgent(provider).ask("q", strategy="refine", rounds=1)
+    assert [s.purpose for s in answer.steps] == ["draft", "critique 1", "revise 1"]
+    starts = [s.started_ms for s in answer.steps]
+    assert all(isinstance(start, float) and start >= 0 for start in starts), starts
+    for before, after in itertools.pairwise(answer.steps):
+        assert after.started_ms is not None and before.started_ms is not None
+        assert after.started_ms >= before.started_ms + before.latency_ms - 0.01, starts
+    assert [s["started_ms"] for s in answer.to_dict()["steps"]] == starts
+
+
+async def test_a_votes_samples_start_together() -> None:
+    # The samples go out at once: all start before the first of them could have ended.
+    provider = ScriptedProvider(["Final answer: 1"] * 4, delay=0.05)
+    answer = await ReasoningAgent(provider).ask("q", strategy="self_consistency", samples=4)
+    starts = [s.started_ms for s in answer.steps]
+    assert all(start is not None and start >= 0 for start in starts), starts
+    first_end = min(s.started_ms + s.latency_ms for s in answer.steps if s.started_ms is not None)
+    assert max(start for start in starts if start is not None) < first_end, starts
+    assert max(s.latency_ms for s in answer.steps) >= 50
+
+
+async def test_a_failed_call_records_its_start_too() -> None:
+    provider = ScriptedProvider(
+        ["Final answer: 1", agent_core.UnavailableError("down")], delay=0.01
+    )
+    answer = await ReasoningAgent(provider).ask("q", strategy="self_consistency", samples=2)
+    failed = [s for s in answer.steps if s.error is not None]
+    assert len(failed) == 1
+    assert failed[0].started_ms is not None and failed[0].started_ms >= 0
+
+
+def test_a_run_reported_without_a_start_leaves_it_unknown() -> None:
+    run = agent_core.Run(Task("q", strategy="self_consistency", samples=2))
+    calls = run.poll()
+    assert isinstance(calls, list)
+    run.complete(calls[0].id, Completion("Final answer: 1", "m"), 5.0, started_ms=1.5)
+    run.fail(calls[1].id, agent_core.UnavailableError("down"), 2.0, started_ms=2.5)
+    assert [s.started_ms for s in run.trace] == [1.5, 2.5]
+    other = agent_core.Run(Task("q"))
+    pending = other.poll()
+    assert isinstance(pending, list) and len(pending) == 1
+    other.complete(pending[0].id, Completion("x", "m"), 5.0)
+    assert other.trace[0].started_ms is None
+    assert other.trace[0].to_dict()["started_ms"] is None

@@ -59,6 +59,10 @@ async def test_a_vote_reports_each_sample_and_the_running_tally() -> None:
         (2, "4", 2),
         (0, "4", 3),
     ]
+    # Each start says when the call went out, as its trace step records it.
+    assert [e.started_ms for e in started] == [
+        e.step.started_ms for e in sorted(finished, key=lambda e: e.step.index)
+    ]
     tallies = [e.votes for e in events if isinstance(e, VoteTally)]
     assert tallies == [{"5": 1}, {"4": 1, "5": 1}, {"4": 2, "5": 1}]
     # Every tally follows the finish it counts.

@@ -20,6 +20,10 @@ pub struct Step {
     pub provider: Option<String>,
     /// The model that answered (or was asked for, when the call failed).
     pub model: Option<String>,
+    /// When the call started, in milliseconds from the start of the run on the driver's
+    /// clock (`None`: the driver did not say). With `latency_ms` it places the call on the
+    /// task's time axis: a vote's samples start together, refine's steps one after another.
+    pub started_ms: Option<f64>,
     pub latency_ms: f64,
     pub usage: Usage,
     /// The raw reply: for step-by-step strategies the reasoning lives here.
@@ -42,6 +46,7 @@ impl Step {
         d.set_item("purpose", &self.purpose)?;
         d.set_item("provider", &self.provider)?;
         d.set_item("model", &self.model)?;
+        d.set_item("started_ms", self.started_ms)?;
         d.set_item("latency_ms", self.latency_ms)?;
         d.set_item("usage", usage_dict(py, &self.usage)?)?;
         d.set_item("output", &self.output)?;

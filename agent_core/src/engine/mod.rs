@@ -12,7 +12,7 @@ pub mod strategies;
 pub mod task;
 
 pub use answer::{Answer, Step};
-pub use run::{drive, CallSpec, Poll, Run};
+pub use run::{drive, CallSpec, Poll, Run, Timing};
 pub use sampling::Sampling;
 pub use task::{StrategyKind, Task};
 

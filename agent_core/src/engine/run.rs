@@ -35,6 +35,36 @@ pub struct CallSpec {
     pub is_final: bool,
 }
 
+/// When a call ran, as the driver measured it: the engine keeps no clock of its own.
+///
+/// A bare `f64` is the latency alone (the start unknown).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timing {
+    /// How long the call took, in milliseconds.
+    pub latency_ms: f64,
+    /// When it started, in milliseconds from the start of the run on the driver's clock.
+    pub started_ms: Option<f64>,
+}
+
+impl Timing {
+    /// A call that started `started_ms` into the run and took `latency_ms`.
+    pub fn new(started_ms: f64, latency_ms: f64) -> Self {
+        Self {
+            latency_ms,
+            started_ms: Some(started_ms),
+        }
+    }
+}
+
+impl From<f64> for Timing {
+    fn from(latency_ms: f64) -> Self {
+        Self {
+            latency_ms,
+            started_ms: None,
+        }
+    }
+}
+
 /// What the run needs next.
 #[derive(Debug, Clone, PartialEq)]
 // One short-lived value per poll: boxing the answer would only add an allocation.
@@ -185,16 +215,17 @@ impl Run {
         }
     }
 
-    /// Reports a successful call. `provider` names who served it when the completion does not.
+    /// Reports a successful call. `timing` is its latency, or a [`Timing`] with its start too;
+    /// `provider` names who served it when the completion does not.
     pub fn complete(
         &mut self,
         id: u64,
         completion: Completion,
-        latency_ms: f64,
+        timing: impl Into<Timing>,
         provider: Option<String>,
         note: Option<String>,
     ) -> Result<(), Error> {
-        let step = self.record(id, latency_ms)?;
+        let step = self.record(id, timing.into())?;
         let preview = self
             .strategy
             .preview(&self.steps[step].purpose, &completion);
@@ -211,15 +242,15 @@ impl Run {
         Ok(())
     }
 
-    /// Reports a failed call.
+    /// Reports a failed call (`timing` as for [`Run::complete`]).
     pub fn fail(
         &mut self,
         id: u64,
         error: Error,
-        latency_ms: f64,
+        timing: impl Into<Timing>,
         provider: Option<String>,
     ) -> Result<(), Error> {
-        let step = self.record(id, latency_ms)?;
+        let step = self.record(id, timing.into())?;
         let s = &mut self.steps[step];
         s.provider = provider;
         s.error = Some(error.kind.code().to_string());
@@ -290,6 +321,7 @@ impl Run {
                 purpose: plan.purpose,
                 provider: None,
                 model: request.model.clone(),
+                started_ms: None,
                 latency_ms: 0.0,
                 usage: Default::default(),
                 output: None,
@@ -401,8 +433,8 @@ impl Run {
         Some((tokens as u64).min(crate::limits::MAX_TOKENS.maximum))
     }
 
-    /// Finds the in-flight call `id`, sets its latency and returns its trace step.
-    fn record(&mut self, id: u64, latency_ms: f64) -> Result<usize, Error> {
+    /// Finds the in-flight call `id`, sets its timing and returns its trace step.
+    fn record(&mut self, id: u64, timing: Timing) -> Result<usize, Error> {
         let State::InFlight { batch } = &self.state else {
             return Err(unknown_call(id));
         };
@@ -413,7 +445,8 @@ impl Run {
             return Err(unknown_call(id));
         };
         let step = call.step;
-        self.steps[step].latency_ms = latency_ms;
+        self.steps[step].latency_ms = timing.latency_ms;
+        self.steps[step].started_ms = timing.started_ms;
         Ok(step)
     }
 

@@ -813,3 +813,74 @@ fn a_first_wave_that_fails_whole_ends_the_vote() {
     assert_eq!(error.kind, ErrorKind::Unavailable);
     assert_eq!(provider.seen.borrow().len(), 3);
 }
+
+#[test]
+fn each_step_records_when_its_call_started_as_the_driver_says() {
+    let mut run = Run::new(Task {
+        samples: 3,
+        ..task(StrategyKind::SelfConsistency)
+    });
+    let Poll::Calls(calls) = run.poll() else {
+        panic!()
+    };
+    assert_eq!(
+        run.trace()[0].started_ms,
+        None,
+        "not started until reported"
+    );
+    run.complete(
+        calls[0].id,
+        reply("Final answer: 1"),
+        Timing::new(2.5, 40.0),
+        None,
+        None,
+    )
+    .unwrap();
+    run.fail(calls[1].id, unavailable(), Timing::new(3.0, 7.0), None)
+        .unwrap();
+    // A bare latency leaves the start unknown (a driver without a clock).
+    run.complete(calls[2].id, reply("Final answer: 1"), 9.0, None, None)
+        .unwrap();
+    let Poll::Done(Ok(answer)) = run.poll() else {
+        panic!()
+    };
+    let timings: Vec<_> = answer
+        .steps
+        .iter()
+        .map(|s| (s.started_ms, s.latency_ms))
+        .collect();
+    assert_eq!(
+        timings,
+        [(Some(2.5), 40.0), (Some(3.0), 7.0), (None, 9.0)],
+        "a failed call keeps its start too"
+    );
+}
+
+#[test]
+fn refine_steps_keep_the_starts_of_their_calls_across_batches() {
+    let mut run = Run::new(Task {
+        rounds: 1,
+        ..task(StrategyKind::Refine)
+    });
+    let replies = ["Final answer: 1", "The answer is wrong.", "Final answer: 2"];
+    let mut clock = 0.0;
+    for text in replies {
+        let Poll::Calls(calls) = run.poll() else {
+            panic!()
+        };
+        run.complete(
+            calls[0].id,
+            reply(text),
+            Timing::new(clock, 10.0),
+            None,
+            None,
+        )
+        .unwrap();
+        clock += 12.0;
+    }
+    let Poll::Done(Ok(answer)) = run.poll() else {
+        panic!()
+    };
+    let starts: Vec<_> = answer.steps.iter().map(|s| s.started_ms).collect();
+    assert_eq!(starts, [Some(0.0), Some(12.0), Some(24.0)]);
+}

@@ -1,7 +1,9 @@
 // A trace as a timeline: one entry per provider call, in the order the engine made them.
 // Each has its purpose, provider and model, duration, tokens, cost, the candidate answer it
-// gave and its error. The history records each call's duration, not when it started; a task
-// watched live knows both (the events' arrival), and then the bars sit at their start.
+// gave and its error. The bars sit on one time axis, at each call's start: a task watched live
+// times its calls by the events' arrival; a past task's trace records each call's start
+// (`started_ms`). Records made before starts were kept have durations only: their bars are
+// scaled to the longest call.
 
 import { h, s } from "../dom.js";
 import { cost, count, duration } from "../format.js";
@@ -21,14 +23,24 @@ function bar(start, length, className) {
   );
 }
 
+/** Call index -> its recorded start (ms from the task's start), when every step has one. */
+function recordedStarts(steps) {
+  if (!steps.length || !steps.every((step) => Number.isFinite(step.started_ms))) return null;
+  return Object.fromEntries(steps.map((step) => [step.index, step.started_ms]));
+}
+
 /**
  * The timeline of `steps` (trace steps as the API gives them). `starts`: call index -> ms
- * from the task's start, when known (a task watched live); `running`: call indexes still out.
+ * from the task's start, as timed by a live view; without it, the starts the trace recorded
+ * (`started_ms`) when every step has one. `running`: call indexes still out.
  */
-export function timeline(steps, { starts = null, running = [], now = null } = {}) {
+export function timeline(steps, { starts: timed = null, running = [], now = null } = {}) {
+  const starts = timed ?? recordedStarts(steps);
+  // `now` is the live view's clock: recorded starts are on the driver's, so it is not theirs.
+  const clock = timed ? now : null;
   const span = starts
     ? Math.max(
-        now ?? 0,
+        clock ?? 0,
         ...steps.map((step) => (starts[step.index] ?? 0) + (step.latency_ms ?? 0)),
         1,
       )
@@ -39,7 +51,7 @@ export function timeline(steps, { starts = null, running = [], now = null } = {}
     const failed = Boolean(step.error);
     const out = running.includes(step.index);
     // A call still out, in an untimed replay: its start is unknown, so its bar is all "running".
-    const length = out ? (starts ? Math.max((now ?? start) - start, 0) : span) : (step.latency_ms ?? 0);
+    const length = out ? (starts ? Math.max((clock ?? start) - start, 0) : span) : (step.latency_ms ?? 0);
     const timing = out
       ? starts
         ? `started at ${duration(start)}, running`
@@ -82,7 +94,7 @@ export function timeline(steps, { starts = null, running = [], now = null } = {}
     ? `Bars on one time axis of ${duration(span)}: where each call started and how long it took.`
     : steps.every((step) => running.includes(step.index))
       ? "Each call's duration shows once it has finished."
-      : `Bars scaled to the longest call (${duration(span)}); the history records durations, not start times.`;
+      : `Bars scaled to the longest call (${duration(span)}); this record has each call's duration, not its start.`;
   return h("figure", { class: "trace" }, h("figcaption", { class: "muted" }, scale), list);
 }
 
