@@ -26,6 +26,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -70,6 +71,7 @@ V1_BODY: dict[str, Any] = {"model": f"openai/{MODEL}", "messages": MESSAGES}
 KEY_HEADERS = {"X-API-Key": BENCH_KEY}
 LEVELS = (1, 16)
 MAX_CONNECTIONS = 1000  # the openai provider's upstream pool (providers' max_connections)
+IDLE_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -676,7 +678,11 @@ def background_section(target: Server, plan: Plan, pinning: Pinning) -> dict[str
         f"ended p50 {latency['submit_to_end']['p50_ms']:.2f} ms (polled every 2 ms), "
         f"{latency['ended']}"
     )
+    # The in-process job runner and its sweeper cost some CPU while idle: measured apart.
     cpu = target.cpu_seconds()
+    time.sleep(IDLE_SECONDS)
+    idle_ms_per_s = (target.cpu_seconds() - cpu) * 1000 / IDLE_SECONDS
+    cpu, started = target.cpu_seconds(), time.monotonic()
     load = run_client(
         "background",
         target.url,
@@ -686,12 +692,18 @@ def background_section(target: Server, plan: Plan, pinning: Pinning) -> dict[str
         concurrency=16,
         poll_ms=20.0,
     )
-    load["server_cpu_ms_per_task"] = (target.cpu_seconds() - cpu) * 1000 / plan.background_tasks
+    cpu_ms, elapsed = (target.cpu_seconds() - cpu) * 1000, time.monotonic() - started
+    load["server_cpu_ms_per_task"] = cpu_ms / plan.background_tasks
+    load["server_idle_cpu_ms_per_s"] = idle_ms_per_s
+    load["server_cpu_ms_per_task_less_idle"] = max(
+        0.0, (cpu_ms - idle_ms_per_s * elapsed) / plan.background_tasks
+    )
     say(
         f"  background, {plan.background_tasks} submitted 16 at a time: 202 p50 "
         f"{load['submit']['p50_ms']:.2f} p99 {load['submit']['p99_ms']:.2f} ms, "
         f"{load['submit_statuses']}, ended {load['ended']}, server CPU "
-        f"{load['server_cpu_ms_per_task']:.3f} ms/task (incl. {load['status_reads']} status reads)"
+        f"{load['server_cpu_ms_per_task']:.3f} ms/task (incl. {load['status_reads']} status reads;"
+        f" {load['server_cpu_ms_per_task_less_idle']:.3f} less the idle {idle_ms_per_s:.1f} ms/s)"
     )
     return {"one_at_a_time": latency, "sixteen_at_a_time": load}
 
@@ -876,7 +888,8 @@ def report(results: dict[str, Any]) -> None:
         lines.append(
             f"background (in-process, no Redis): 202 p50 {one['submit']['p50_ms']:.2f} ms, "
             f"submit -> succeeded p50 {one['submit_to_end']['p50_ms']:.2f} ms (one at a time); "
-            f"server CPU {many['server_cpu_ms_per_task']:.3f} ms/task (16 submitting)"
+            f"server CPU {many['server_cpu_ms_per_task']:.3f} ms/task (16 submitting; "
+            f"{many['server_cpu_ms_per_task_less_idle']:.3f} less the idle runner's)"
         )
     for line in lines:
         say(f"- {line}")
@@ -921,6 +934,17 @@ def machine(with_litellm: str | None) -> dict[str, Any]:
     }
 
 
+def no_nan(value: Any) -> Any:
+    """JSON without NaN (a percentile of nothing): null instead."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [no_nan(v) for v in value]
+    return value
+
+
 def git(*args: str) -> str:
     done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
     return done.stdout.strip()
@@ -935,6 +959,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="measured seconds per level")
     parser.add_argument("--with-litellm", action="store_true", help="also the LiteLLM proxy")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    parser.add_argument("--logs", type=Path, default=None, help="copy the servers' logs here")
     for name in ("burst", "vote", "memory", "stream", "background"):
         parser.add_argument(f"--skip-{name}", action="store_true")
     parser.add_argument("--client", default=None, help=argparse.SUPPRESS)
@@ -979,29 +1004,37 @@ def main() -> None:
     say(f"\n## HTTP: {plan.warmup:.0f} s warm-up + {plan.seconds:.0f} s per level")
     with tempfile.TemporaryDirectory(prefix="ra-gateway-bench-") as tmp:
         work = Path(tmp)
-        with mock(0.0, pinning) as upstream:
-            rows, stream, background = http_rows(plan, pinning, work, upstream, args.with_litellm)
-            results["http"] = rows
-            if stream:
-                results["stream"] = stream
-            if background:
-                results["background"] = background
-            if not args.skip_memory:
-                say(f"\n## P5 memory: one worker, {plan.memory_requests:,} requests at c=16")
-                results["memory"] = memory_section(plan, pinning, work, upstream)
-        if not args.skip_burst:
-            say(f"\n## P3 burst: {plan.burst} concurrent POST /task, upstream answering in 1 s")
-            results["burst"] = burst_section(plan, pinning, work)
-        if not args.skip_vote:
-            say("\n## P4 vote: self_consistency of 8 vs direct, upstream answering in 200 ms")
-            results["vote"] = vote_section(plan, pinning, work)
+        try:
+            with mock(0.0, pinning) as upstream:
+                rows, stream, background = http_rows(
+                    plan, pinning, work, upstream, args.with_litellm
+                )
+                results["http"] = rows
+                if stream:
+                    results["stream"] = stream
+                if background:
+                    results["background"] = background
+                if not args.skip_memory:
+                    say(f"\n## P5 memory: one worker, {plan.memory_requests:,} requests at c=16")
+                    results["memory"] = memory_section(plan, pinning, work, upstream)
+            if not args.skip_burst:
+                say(f"\n## P3 burst: {plan.burst} concurrent POST /task, upstream answering in 1 s")
+                results["burst"] = burst_section(plan, pinning, work)
+            if not args.skip_vote:
+                say("\n## P4 vote: self_consistency of 8 vs direct, upstream answering in 200 ms")
+                results["vote"] = vote_section(plan, pinning, work)
+        finally:
+            if args.logs:
+                args.logs.mkdir(parents=True, exist_ok=True)
+                for log in work.glob("*.log"):
+                    shutil.copy(log, args.logs / log.name)
     results["ratios"] = ratios(results["http"])
     results["machine"]["load_average_at_end"] = os.getloadavg()
     results["duration_s"] = round(time.monotonic() - started, 1)
     report(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"gateway-{label}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out.write_text(json.dumps(no_nan(results), indent=2) + "\n")
     say(f"\n{results['duration_s']:.0f} s; results: {out.relative_to(REPO_ROOT)}")
 
 
