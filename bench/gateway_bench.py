@@ -195,6 +195,117 @@ def level(
     return result
 
 
+# --- profile (--profile: py-spy on the 1-worker /task at c=16) ----------------------------------
+
+# A sample's innermost Python frame, by file, to a layer of the request path (first match wins).
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("rate limiter", ("/limits/", "/slowapi/", "api/ratelimit.py")),
+    ("metrics", ("/prometheus_client/", "api/metrics.py")),
+    ("logging", ("/logging/", "api/logging.py")),
+    ("history store", ("/sqlalchemy/", "/aiosqlite/", "/sqlite3/", "api/persistence/")),
+    (
+        "upstream client (aiohttp, lean transport)",
+        ("/aiohttp/", "/yarl/", "/multidict/", "providers/transport/"),
+    ),
+    ("FastAPI", ("/fastapi/",)),
+    ("Starlette", ("/starlette/",)),
+    ("pydantic", ("/pydantic",)),
+    ("uvicorn", ("/uvicorn/",)),
+    # an innermost frame in asyncio: the loop itself, or C code it runs (uvloop, sockets)
+    (
+        "event loop (asyncio, uvloop)",
+        ("/asyncio/", "/uvloop/", "/concurrent/", "/threading.py", "/queue.py"),
+    ),
+    ("ids (uuid, random)", ("/uuid.py", "/random.py", "api/ids.py")),
+    ("our routes and pipeline (api/)", ("/api/",)),
+    ("providers", ("/providers/",)),
+    ("engine (agent_core)", ("/agent_core/",)),
+    ("json", ("/json/", "orjson")),
+)
+
+
+def layer_of(frame: str) -> str:
+    """`func (path:line)` (py-spy's frame; paths of installed packages start at the package)."""
+    where = "/" + frame.rpartition(" (")[2]
+    for layer, needles in LAYERS:
+        if any(needle in where for needle in needles):
+            return layer
+    return "other"
+
+
+def profile_summary(collapsed: Path, top: int = 25) -> dict[str, Any]:
+    """py-spy's raw (collapsed) stacks: per thread kind (the event loop's, other threads'), the
+    share of its samples per layer (by the innermost Python frame), and the functions present
+    in most event-loop samples (inclusive)."""
+    totals = {"event loop thread": 0, "other threads": 0}
+    layers: dict[str, dict[str, int]] = {kind: {} for kind in totals}
+    inclusive: dict[str, int] = {}
+    for line in collapsed.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count, frames = int(count_text), [f for f in stack.split(";") if f]
+        # uvloop runs coroutines from C: a loop stack starts at the coroutine or at runpy;
+        # a thread's (aiosqlite's writer, the executor's) at Thread._bootstrap.
+        kind = "other threads" if frames[0].startswith("Thread._bootstrap") else "event loop thread"
+        totals[kind] += count
+        layer = layer_of(frames[-1])
+        layers[kind][layer] = layers[kind].get(layer, 0) + count
+        if kind == "event loop thread":
+            for frame in set(frames):
+                inclusive[frame] = inclusive.get(frame, 0) + count
+
+    def shares(counts: dict[str, int], total: int) -> dict[str, float]:
+        ordered = sorted(counts.items(), key=lambda kv: -kv[1])
+        return {k: round(100 * v / max(1, total), 1) for k, v in ordered}
+
+    loop_total = totals["event loop thread"]
+    return {
+        "samples": totals,
+        "event_loop_by_layer_percent": shares(layers["event loop thread"], loop_total),
+        "other_threads_by_layer_percent": shares(layers["other threads"], totals["other threads"]),
+        "event_loop_inclusive_top_percent": shares(
+            dict(sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]), loop_total
+        ),
+    }
+
+
+def profiled_level(
+    target: Server, plan: Plan, work: Path, pinning: Pinning, out: Path
+) -> dict[str, Any]:
+    """wrk at c=16 on POST /task while py-spy samples the server (non-blocking, 250 Hz)."""
+    py_spy = Path(sys.executable).parent / "py-spy"
+    if not py_spy.exists():
+        raise RuntimeError("--profile needs py-spy in this venv (uv pip install py-spy)")
+    seconds = max(3, round(plan.seconds))
+    command = [str(py_spy), "record", "--pid", str(target.pid), "--rate", "250", "--nonblocking"]
+    command += ["--duration", str(seconds), "--format", "raw", "--output", str(out)]
+    spy = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=child_setup(pinning.load),
+    )
+    try:
+        load = wrk(f"{target.url}/task", TASK_BODY, KEY_HEADERS, 16, seconds + 1, work, pinning)
+        _, errors = spy.communicate(timeout=seconds + 60)
+    finally:
+        if spy.poll() is None:
+            spy.kill()
+            spy.wait()
+    if spy.returncode != 0 or not out.exists():
+        raise RuntimeError(f"py-spy failed: {errors.decode(errors='replace')[-2000:]}")
+    summary = profile_summary(out)
+    summary["load"] = {k: load[k] for k in ("requests", "rps", "p50_ms", "p99_ms")}
+    say(
+        f"  py-spy, /task c=16, {load['requests']} requests: samples {summary['samples']}; "
+        "event loop by layer (innermost frame):"
+    )
+    for layer, percent in summary["event_loop_by_layer_percent"].items():
+        say(f"    {percent:5.1f} %  {layer}")
+    return summary
+
+
 # --- load clients (each in its own process on the load CPU: `--client MODE`) ---------------------
 
 
@@ -575,8 +686,13 @@ def litellm(upstream: str, work: Path, cpus: set[int] | None) -> Iterator[Server
 
 
 def http_rows(
-    plan: Plan, pinning: Pinning, work: Path, upstream: Server, with_litellm: bool
-) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    plan: Plan,
+    pinning: Pinning,
+    work: Path,
+    upstream: Server,
+    with_litellm: bool,
+    profile: Path | None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
     bearer_mock = {"Authorization": f"Bearer {UPSTREAM_KEY}"}
@@ -624,6 +740,8 @@ def http_rows(
             V1_BODY,
             {"Authorization": f"Bearer {BENCH_KEY}"},
         )
+        if profile is not None:
+            extra["profile"] = profiled_level(target, plan, work, pinning, profile)
         if plan.stream_requests:
             extra["stream"] = stream_section(target, plan, pinning)
         if plan.background_tasks:
@@ -642,7 +760,7 @@ def http_rows(
                 CHAT_BODY,
                 {"Authorization": f"Bearer {LITELLM_KEY}"},
             )
-    return rows, extra.get("stream", {}), extra.get("background", {})
+    return rows, extra
 
 
 def stream_section(target: Server, plan: Plan, pinning: Pinning) -> dict[str, Any]:
@@ -893,6 +1011,24 @@ def report(results: dict[str, Any]) -> None:
         )
     for line in lines:
         say(f"- {line}")
+    if results.get("profile"):
+        prof = results["profile"]
+        loop, other = prof["samples"]["event loop thread"], prof["samples"]["other threads"]
+        say(
+            f"\n## Profile: POST /task at c=16, one worker (py-spy, 250 Hz: {loop} event-loop "
+            f"samples, {other} from other threads)\n"
+        )
+        say("| layer (innermost Python frame) | share of the event loop's samples |")
+        say("|---|---:|")
+        for layer, percent in prof["event_loop_by_layer_percent"].items():
+            say(f"| {layer} | {percent:.1f} % |")
+        say(
+            "\nOther threads: "
+            + ", ".join(
+                f"{layer} {percent:.0f} %"
+                for layer, percent in prof["other_threads_by_layer_percent"].items()
+            )
+        )
 
 
 # --- entry point ----------------------------------------------------------------------------------
@@ -959,6 +1095,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="measured seconds per level")
     parser.add_argument("--with-litellm", action="store_true", help="also the LiteLLM proxy")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the 1-worker /task at c=16 (one more level): summary in the JSON, stacks "
+        "in bench/results/gateway-<label>-task-c16.collapsed",
+    )
     parser.add_argument("--logs", type=Path, default=None, help="copy the servers' logs here")
     for name in ("burst", "vote", "memory", "stream", "background"):
         parser.add_argument(f"--skip-{name}", action="store_true")
@@ -1006,14 +1148,10 @@ def main() -> None:
         work = Path(tmp)
         try:
             with mock(0.0, pinning) as upstream:
-                rows, stream, background = http_rows(
-                    plan, pinning, work, upstream, args.with_litellm
-                )
+                profile = RESULTS / f"gateway-{label}-task-c16.collapsed" if args.profile else None
+                rows, extra = http_rows(plan, pinning, work, upstream, args.with_litellm, profile)
                 results["http"] = rows
-                if stream:
-                    results["stream"] = stream
-                if background:
-                    results["background"] = background
+                results.update(extra)
                 if not args.skip_memory:
                     say(f"\n## P5 memory: one worker, {plan.memory_requests:,} requests at c=16")
                     results["memory"] = memory_section(plan, pinning, work, upstream)
