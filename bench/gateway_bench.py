@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gzip
 import importlib.metadata
 import json
 import os
@@ -296,6 +297,10 @@ def profiled_level(
     if spy.returncode != 0 or not out.exists():
         raise RuntimeError(f"py-spy failed: {errors.decode(errors='replace')[-2000:]}")
     summary = profile_summary(out)
+    kept = RESULTS / f"{out.name}.gz"
+    with out.open("rb") as raw, gzip.open(kept, "wb") as packed:
+        shutil.copyfileobj(raw, packed)
+    summary["stacks"] = str(kept.relative_to(REPO_ROOT))
     summary["load"] = {k: load[k] for k in ("requests", "rps", "p50_ms", "p99_ms")}
     say(
         f"  py-spy, /task c=16, {load['requests']} requests: samples {summary['samples']}; "
@@ -1099,7 +1104,7 @@ def main() -> None:
         "--profile",
         action="store_true",
         help="py-spy the 1-worker /task at c=16 (one more level): summary in the JSON, stacks "
-        "in bench/results/gateway-<label>-task-c16.collapsed",
+        "in bench/results/gateway-<label>-task-c16.collapsed.gz",
     )
     parser.add_argument("--logs", type=Path, default=None, help="copy the servers' logs here")
     for name in ("burst", "vote", "memory", "stream", "background"):
@@ -1148,7 +1153,7 @@ def main() -> None:
         work = Path(tmp)
         try:
             with mock(0.0, pinning) as upstream:
-                profile = RESULTS / f"gateway-{label}-task-c16.collapsed" if args.profile else None
+                profile = work / f"gateway-{label}-task-c16.collapsed" if args.profile else None
                 rows, extra = http_rows(plan, pinning, work, upstream, args.with_litellm, profile)
                 results["http"] = rows
                 results.update(extra)
