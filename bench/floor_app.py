@@ -1,16 +1,22 @@
-"""The floor for `service_bench.py`: the least a FastAPI endpoint costs on this machine.
+"""The floor for the HTTP benchmarks: the least a FastAPI endpoint costs on this machine.
 
-Same framework, same server (uvicorn with uvloop + httptools), same JSON body in and a response
-of the same shape out, but no auth, no rate limit, no provider call, no history write.
+Same framework, same server (uvicorn with uvloop + httptools), a JSON body validated into a
+pydantic model and a response of the same kind out, but no auth, no rate limit, no provider
+call, no history write.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 app = FastAPI()
+
+
+class TaskBody(BaseModel):
+    prompt: str
+    provider: str | None = None
+    strategy: str | None = None
 
 
 @app.get("/healthz")
@@ -19,5 +25,5 @@ async def healthz() -> dict[str, str]:
 
 
 @app.post("/task")
-async def task(body: dict[str, Any]) -> dict[str, Any]:
-    return {"id": "0" * 32, "object": "task", "answer": "4", "prompt_chars": len(body["prompt"])}
+async def task(body: TaskBody) -> dict[str, str | int]:
+    return {"id": "0" * 32, "object": "task", "answer": "4", "prompt_chars": len(body.prompt)}

@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,20 +39,21 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-BENCH_KEY = "bench-key-000000000000"
-UPSTREAM_KEY = "sk-bench-0000000000000000"
+from bench.harness import (  # noqa: E402
+    BENCH_KEY,
+    LOAD_CPU,
+    SERVER_CPU,
+    UPSTREAM_KEY,
+    base_env,
+    percentile,
+    pin,
+    uvicorn_server,
+)
+
 TASK_BODY = {"prompt": "What is 2 + 2?", "provider": "openai", "strategy": "direct"}
-SERVER_CPU, LOAD_CPU = 0, 1
 
 
 # --- load client (runs in its own process: `--client`) ------------------------------------------
-
-
-def percentile(sorted_ms: list[float], p: float) -> float:
-    if not sorted_ms:
-        return float("nan")
-    index = min(len(sorted_ms) - 1, max(0, round(p / 100 * len(sorted_ms) + 0.5) - 1))
-    return sorted_ms[index]
 
 
 async def load(
@@ -108,52 +106,6 @@ async def load(
 # --- processes ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def pin(pid: int, cpu: int | None) -> None:
-    if cpu is not None:
-        os.sched_setaffinity(pid, {cpu})
-
-
-@contextlib.contextmanager
-def uvicorn_server(
-    app: str, env: dict[str, str], cwd: Path, log: Path, cpu: int | None
-) -> Iterator[str]:
-    import httpx
-
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--no-access-log", "--app-dir", str(REPO_ROOT)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    pin(process.pid, cpu)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{app} exited:\n{log.read_text(errors='replace')}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{app} did not start:\n{log.read_text(errors='replace')}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def run_client(
     url: str, key: str, concurrency: int, requests: int, seconds: float, cpu: int | None
 ) -> dict[str, Any]:
@@ -167,18 +119,6 @@ def run_client(
         raise RuntimeError(f"load client failed ({process.returncode})")
     result: dict[str, Any] = json.loads(out)
     return result
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "ANTHROPIC_", "REASONING_AGENT_", "PROMETHEUS_"))
-        and k not in {"API_KEYS", "ADMIN_API_KEYS", "RATE_LIMIT", "DATABASE_URL", "REDIS_URL"}
-    }
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env.update(extra)
-    return env
 
 
 def http_bench(
