@@ -42,6 +42,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench import profile_summary  # noqa: E402
 from bench.harness import (  # noqa: E402
     BENCH_KEY,
     LOAD_CPU,
@@ -198,78 +199,6 @@ def level(
 
 # --- profile (--profile: py-spy on the 1-worker /task at c=16) ----------------------------------
 
-# A sample's innermost Python frame, by file, to a layer of the request path (first match wins).
-LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("rate limiter", ("/limits/", "/slowapi/", "api/ratelimit.py")),
-    ("metrics", ("/prometheus_client/", "api/metrics.py")),
-    ("logging", ("/logging/", "api/logging.py")),
-    ("history store", ("/sqlalchemy/", "/aiosqlite/", "/sqlite3/", "api/persistence/")),
-    (
-        "upstream client (aiohttp, lean transport)",
-        ("/aiohttp/", "/yarl/", "/multidict/", "providers/transport/"),
-    ),
-    ("FastAPI", ("/fastapi/",)),
-    ("Starlette", ("/starlette/",)),
-    ("pydantic", ("/pydantic",)),
-    ("uvicorn", ("/uvicorn/",)),
-    # an innermost frame in asyncio: the loop itself, or C code it runs (uvloop, sockets)
-    (
-        "event loop (asyncio, uvloop)",
-        ("/asyncio/", "/uvloop/", "/concurrent/", "/threading.py", "/queue.py"),
-    ),
-    ("ids (uuid, random)", ("/uuid.py", "/random.py", "api/ids.py")),
-    ("our routes and pipeline (api/)", ("/api/",)),
-    ("providers", ("/providers/",)),
-    ("engine (agent_core)", ("/agent_core/",)),
-    ("json", ("/json/", "orjson")),
-)
-
-
-def layer_of(frame: str) -> str:
-    """`func (path:line)` (py-spy's frame; paths of installed packages start at the package)."""
-    where = "/" + frame.rpartition(" (")[2]
-    for layer, needles in LAYERS:
-        if any(needle in where for needle in needles):
-            return layer
-    return "other"
-
-
-def profile_summary(collapsed: Path, top: int = 25) -> dict[str, Any]:
-    """py-spy's raw (collapsed) stacks: per thread kind (the event loop's, other threads'), the
-    share of its samples per layer (by the innermost Python frame), and the functions present
-    in most event-loop samples (inclusive)."""
-    totals = {"event loop thread": 0, "other threads": 0}
-    layers: dict[str, dict[str, int]] = {kind: {} for kind in totals}
-    inclusive: dict[str, int] = {}
-    for line in collapsed.read_text(errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count, frames = int(count_text), [f for f in stack.split(";") if f]
-        # uvloop runs coroutines from C: a loop stack starts at the coroutine or at runpy;
-        # a thread's (aiosqlite's writer, the executor's) at Thread._bootstrap.
-        kind = "other threads" if frames[0].startswith("Thread._bootstrap") else "event loop thread"
-        totals[kind] += count
-        layer = layer_of(frames[-1])
-        layers[kind][layer] = layers[kind].get(layer, 0) + count
-        if kind == "event loop thread":
-            for frame in set(frames):
-                inclusive[frame] = inclusive.get(frame, 0) + count
-
-    def shares(counts: dict[str, int], total: int) -> dict[str, float]:
-        ordered = sorted(counts.items(), key=lambda kv: -kv[1])
-        return {k: round(100 * v / max(1, total), 1) for k, v in ordered}
-
-    loop_total = totals["event loop thread"]
-    return {
-        "samples": totals,
-        "event_loop_by_layer_percent": shares(layers["event loop thread"], loop_total),
-        "other_threads_by_layer_percent": shares(layers["other threads"], totals["other threads"]),
-        "event_loop_inclusive_top_percent": shares(
-            dict(sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]), loop_total
-        ),
-    }
-
 
 def profiled_level(
     target: Server, plan: Plan, work: Path, pinning: Pinning, out: Path
@@ -279,7 +208,10 @@ def profiled_level(
     if not py_spy.exists():
         raise RuntimeError("--profile needs py-spy in this venv (uv pip install py-spy)")
     seconds = max(3, round(plan.seconds))
+    # --gil: only samples of the thread holding the GIL, so a wait (the loop's, the writer's
+    # fsync) is not counted as time spent.
     command = [str(py_spy), "record", "--pid", str(target.pid), "--rate", "250", "--nonblocking"]
+    command += ["--gil"]
     command += ["--duration", str(seconds), "--format", "raw", "--output", str(out)]
     spy = subprocess.Popen(
         command,
@@ -296,7 +228,8 @@ def profiled_level(
             spy.wait()
     if spy.returncode != 0 or not out.exists():
         raise RuntimeError(f"py-spy failed: {errors.decode(errors='replace')[-2000:]}")
-    summary = profile_summary(out)
+    summary = profile_summary.layers(out.read_text(errors="replace"))
+    summary["by_part"] = profile_summary.summarise(out.read_text(errors="replace"))
     kept = RESULTS / f"{out.name}.gz"
     with out.open("rb") as raw, gzip.open(kept, "wb") as packed:
         shutil.copyfileobj(raw, packed)
@@ -304,10 +237,10 @@ def profiled_level(
     summary["load"] = {k: load[k] for k in ("requests", "rps", "p50_ms", "p99_ms")}
     say(
         f"  py-spy, /task c=16, {load['requests']} requests: samples {summary['samples']}; "
-        "event loop by layer (innermost frame):"
+        "event loop by part of the request path (bench/profile_summary.py):"
     )
-    for layer, percent in summary["event_loop_by_layer_percent"].items():
-        say(f"    {percent:5.1f} %  {layer}")
+    for part, share in summary["by_part"]["categories"].items():
+        say(f"    {100 * share:5.1f} %  {part}")
     return summary
 
 
@@ -1023,7 +956,11 @@ def report(results: dict[str, Any]) -> None:
             f"\n## Profile: POST /task at c=16, one worker (py-spy, 250 Hz: {loop} event-loop "
             f"samples, {other} from other threads)\n"
         )
-        say("| layer (innermost Python frame) | share of the event loop's samples |")
+        say("| part of the request path (with what it calls) | share of the event loop's samples |")
+        say("|---|---:|")
+        for part, share in prof["by_part"]["categories"].items():
+            say(f"| {part} | {100 * share:.1f} % |")
+        say("\n| layer (innermost Python frame) | share of the event loop's samples |")
         say("|---|---:|")
         for layer, percent in prof["event_loop_by_layer_percent"].items():
             say(f"| {layer} | {percent:.1f} % |")

@@ -1,4 +1,4 @@
-"""Where a server's event loop spends its time, from a py-spy profile.
+"""Where a server's event loop spends its time, from a py-spy profile, in two views.
 
     py-spy record -p <server pid> --gil -r 400 -d 12 -f raw -o loop.raw   # while under load
     python bench/profile_summary.py loop.raw [--json out.json] [--top 25]
@@ -7,7 +7,10 @@
 sample of the event-loop thread is put in the first category (in the order below) that one of
 its frames belongs to, so a sample inside the rate limiter called from our middleware counts
 as the rate limiter. Samples of other threads (the history writer, the executor) are counted
-apart. The output is a Markdown table, and with `--json` the same as data.
+apart. That is `summarise`: by part of the request path, each with what it calls. `layers` is
+the other view: each sample by its innermost Python frame's package (where the CPU itself went:
+FastAPI, aiohttp, the event loop ...). `bench/gateway_bench.py --profile` reports both. The
+output is Markdown tables, and with `--json` the same as data.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 Frames = list[str]
 
@@ -97,6 +101,79 @@ def summarise(raw: str) -> dict[str, object]:
     }
 
 
+# A sample's innermost Python frame, by file, to a layer of the request path (first match wins).
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("rate limiter", ("/limits/", "/slowapi/", "api/ratelimit.py")),
+    ("metrics", ("/prometheus_client/", "api/metrics.py")),
+    ("logging", ("/logging/", "api/logging.py")),
+    ("history store", ("/sqlalchemy/", "/aiosqlite/", "/sqlite3/", "api/persistence/")),
+    (
+        "upstream client (aiohttp, lean transport)",
+        ("/aiohttp/", "/yarl/", "/multidict/", "providers/transport/"),
+    ),
+    ("FastAPI", ("/fastapi/",)),
+    ("Starlette", ("/starlette/",)),
+    ("pydantic", ("/pydantic",)),
+    ("uvicorn", ("/uvicorn/",)),
+    # an innermost frame in asyncio: the loop itself, or C code it runs (uvloop, sockets)
+    (
+        "event loop (asyncio, uvloop)",
+        ("/asyncio/", "/uvloop/", "/concurrent/", "/threading.py", "/queue.py"),
+    ),
+    ("ids (uuid, random)", ("/uuid.py", "/random.py", "api/ids.py")),
+    ("our routes and pipeline (api/)", ("/api/",)),
+    ("providers", ("/providers/",)),
+    ("engine (agent_core)", ("/agent_core/",)),
+    ("json", ("/json/", "orjson")),
+)
+
+
+def layer_of(frame: str) -> str:
+    """`func (path:line)` (py-spy's frame; paths of installed packages start at the package)."""
+    where = "/" + frame.rpartition(" (")[2]
+    for layer, needles in LAYERS:
+        if any(needle in where for needle in needles):
+            return layer
+    return "other"
+
+
+def layers(raw: str, top: int = 25) -> dict[str, Any]:
+    """The other view of the same stacks: per thread kind (the event loop's, other threads'), the
+    share of its samples per layer (by the innermost Python frame), and the functions present
+    in most event-loop samples (inclusive)."""
+    totals = {"event loop thread": 0, "other threads": 0}
+    layers: dict[str, dict[str, int]] = {kind: {} for kind in totals}
+    inclusive: dict[str, int] = {}
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count, frames = int(count_text), [f for f in stack.split(";") if f]
+        # uvloop runs coroutines from C: a loop stack starts at the coroutine or at runpy;
+        # a thread's (aiosqlite's writer, the executor's) at Thread._bootstrap.
+        kind = "other threads" if frames[0].startswith("Thread._bootstrap") else "event loop thread"
+        totals[kind] += count
+        layer = layer_of(frames[-1])
+        layers[kind][layer] = layers[kind].get(layer, 0) + count
+        if kind == "event loop thread":
+            for frame in set(frames):
+                inclusive[frame] = inclusive.get(frame, 0) + count
+
+    def shares(counts: dict[str, int], total: int) -> dict[str, float]:
+        ordered = sorted(counts.items(), key=lambda kv: -kv[1])
+        return {k: round(100 * v / max(1, total), 1) for k, v in ordered}
+
+    loop_total = totals["event loop thread"]
+    return {
+        "samples": totals,
+        "event_loop_by_layer_percent": shares(layers["event loop thread"], loop_total),
+        "other_threads_by_layer_percent": shares(layers["other threads"], totals["other threads"]),
+        "event_loop_inclusive_top_percent": shares(
+            dict(sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]), loop_total
+        ),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("raw", type=Path, help="py-spy `--format raw` output")
@@ -127,8 +204,12 @@ def main() -> None:
     print("\n| deepest frame of our code (with what it calls) | share |\n|---|---:|")
     for name, share in list(own.items())[: args.top]:
         print(f"| `{name}` | {share:.1%} |")
+    innermost = layers(args.raw.read_text())
+    print("\n| layer (innermost Python frame) | share |\n|---|---:|")
+    for layer, percent in innermost["event_loop_by_layer_percent"].items():
+        print(f"| {layer} | {percent:.1f} % |")
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=1) + "\n")
+        args.json.write_text(json.dumps({**summary, "layers": innermost}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
