@@ -478,10 +478,24 @@ def client_main(mode: str, url: str, options: dict[str, Any]) -> None:
 # --- servers --------------------------------------------------------------------------------------
 
 
+# `--env NAME=VALUE`: service settings on top of the defaults below, for every server of ours
+# (say RATE_LIMIT_STRATEGY=sliding-window-counter); recorded in the results.
+SERVICE_OVERRIDES: dict[str, str] = {}
+
+
 def service_env(upstream: str, work: Path, name: str) -> dict[str, str]:
     """Our service as deployed, pointed at the mock: keys, a rate limit far above the load,
     history on SQLite in `work`, metrics, the access log (LOG_LEVEL INFO) to a file."""
     return base_env(
+        **{
+            **_service_defaults(upstream, work, name),
+            **SERVICE_OVERRIDES,
+        }
+    )
+
+
+def _service_defaults(upstream: str, work: Path, name: str) -> dict[str, str]:
+    return dict(
         API_KEYS=BENCH_KEY,
         RATE_LIMIT="100000000/minute",
         DATA_DIR=str(work / f"data-{name}"),
@@ -1044,6 +1058,14 @@ def main() -> None:
         "in bench/results/gateway-<label>-task-c16.collapsed.gz",
     )
     parser.add_argument("--logs", type=Path, default=None, help="copy the servers' logs here")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a service setting for our servers (repeatable), e.g. "
+        "RATE_LIMIT_STRATEGY=sliding-window-counter",
+    )
     for name in ("burst", "vote", "memory", "stream", "background"):
         parser.add_argument(f"--skip-{name}", action="store_true")
     parser.add_argument("--client", default=None, help=argparse.SUPPRESS)
@@ -1063,6 +1085,11 @@ def main() -> None:
         plan = Plan(**{**plan.__dict__, "stream_requests": 0})
     if args.skip_background:
         plan = Plan(**{**plan.__dict__, "background_tasks": 0})
+    for setting in args.env:
+        name, sep, value = setting.partition("=")
+        if not sep or not name:
+            parser.error(f"--env {setting!r}: expected NAME=VALUE")
+        SERVICE_OVERRIDES[name] = value
     sha = git("rev-parse", "--short", "HEAD")
     label = args.label or sha
     litellm_version = ensure_litellm() if args.with_litellm else None
@@ -1079,6 +1106,7 @@ def main() -> None:
             else "none"
         ),
         "plan": plan.__dict__,
+        "service_settings_overridden": dict(SERVICE_OVERRIDES),
     }
     say(
         f"{results['machine']['cpu']}, {results['machine']['cpus']} CPUs, python "
