@@ -9,7 +9,7 @@
 #   base   a local debian:bookworm-slim made with debootstrap (cached in $WORK across runs)
 #   build  cold build (or whatever the layer cache allows), then a rebuild that must hit the cache
 #   smoke  the README's container and request verbatim; one with two workers: healthy, /healthz,
-#          POST /task (echo provider), /metrics; both stopped with a request in flight: exit code 0
+#          POST /task (echo provider), /metrics, /console; both stopped with a request in flight: exit code 0
 #   multi  two containers on two ports sharing the machine's Redis and PostgreSQL
 #
 # Environment (all optional):
@@ -459,6 +459,14 @@ PY
   expect_status 200 "GET /metrics" "$out"
   grep -q '^# TYPE' <<<"$out" || fail "GET /metrics is not Prometheus text"
   log "GET /metrics -> 200, $(grep -c '^# TYPE' <<<"$out") metric families"
+
+  # The console ships in the image (static files inside the api package) with its CSP.
+  out=$(http GET "$base/console/app.js")
+  expect_status 200 "GET /console/app.js" "$out"
+  headers=$(curl -sS -D - -o /dev/null --max-time 10 "$base/console")
+  grep -qi "^content-security-policy: default-src 'none'" <<<"$headers" ||
+    fail "GET /console: no Content-Security-Policy: $headers"
+  log "GET /console -> 200 with its CSP; /console/app.js -> 200"
 
   stop_with_request_in_flight "$name" "$SMOKE_PORT" "$API_KEY"
   cleanup_containers
