@@ -4,6 +4,7 @@ long the call really waited. Both transports, both wire formats."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -39,7 +40,14 @@ async def test_a_silent_upstream_costs_one_attempt_when_no_retry_fits(
     assert 0.4 <= waited < 0.6 + 0.5, waited
     assert silent.accepted == 1
     message = caught.value.message
-    assert message.startswith(f"{kind}: no answer from the upstream after 0.4 s (1 attempt;")
+    # The time really waited: at least the timeout, at most what this test saw (one decimal;
+    # a loaded machine adds its own delay, so not always exactly 0.4).
+    reported = re.match(
+        rf"{kind}: no answer from the upstream after (\d+\.\d) s \(1 attempt;",
+        message,
+    )
+    assert reported is not None, message
+    assert 0.4 <= float(reported[1]) <= waited + 0.05, message
     assert "at most 0.4 s per attempt and 0.6 s per call" in message
 
 
