@@ -48,19 +48,21 @@ class BodyTooLarge(StarletteHTTPException):
 def _read_headers(scope: Scope) -> tuple[str, int | None]:
     """The request id (the caller's, if well-formed, so traces join up; else a fresh one) and
     the declared Content-Length, in one pass over the raw headers (ASGI lowercases names)."""
-    request_id: str | None = None
-    declared: int | None = None
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            incoming = value.decode("latin-1")
-            if request_id is None and _VALID_REQUEST_ID.match(incoming):
-                request_id = incoming
-        elif name == b"content-length" and declared is None:
-            try:
-                declared = int(value)
-            except ValueError:
-                declared = None
-    return request_id or os.urandom(16).hex(), declared
+    incoming: bytes | None = None
+    length: bytes | None = None
+    for name, value in scope["headers"]:  # the first of each counts, as Headers.get does
+        if name == b"x-request-id" and incoming is None:
+            incoming = value
+        elif name == b"content-length" and length is None:
+            length = value
+    request_id = incoming.decode("latin-1") if incoming is not None else None
+    if request_id is None or not _VALID_REQUEST_ID.match(request_id):
+        request_id = os.urandom(16).hex()
+    try:
+        declared = int(length) if length is not None else None
+    except ValueError:
+        declared = None
+    return request_id, declared
 
 
 def _route_template(scope: Scope) -> str:
