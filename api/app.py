@@ -94,9 +94,17 @@ def _freeze_startup_objects() -> None:
     the garbage collector's view: they live as long as the process, and a full collection
     scanning the ~140,000 of them took ~100 ms, a pause every request in flight waited out (the
     tail at concurrency 16 was several times the median). It also keeps forked workers' pages
-    shared (the CPython docs' advice for `gc.freeze`)."""
+    shared (the CPython docs' advice for `gc.freeze`). Once per process: a process that builds
+    many apps (the tests) would otherwise pay a full collection for each and keep every one."""
+    global _startup_frozen
+    if _startup_frozen:
+        return
+    _startup_frozen = True
     gc.collect()
     gc.freeze()
+
+
+_startup_frozen = False
 
 
 def _log_startup(
