@@ -29,13 +29,13 @@ Strategy (`RATE_LIMIT_STRATEGY`): moving window by default. It admits at most N 
 started), where a fixed window admits up to 2N across a window boundary. In Redis its
 check-and-record is one Lua script, so several instances sharing a Redis admit exactly N
 together. A refused request records nothing, so hammering while limited does not extend the
-wait. Cost: one list entry per admitted request
-in the window (60 small entries per key at the default), and in memory `limits` inserts each
-at the head of a list, so a check costs more as N grows (at 100,000/minute and 700 requests a
-second, about 6 % of a request's CPU). `sliding-window-counter` is O(1) per check in memory and
-in Redis (two counters per key; the previous window is weighted by how much of it is still
-inside the period, which approximates a moving window and can admit more than N within one
-period when the previous window's requests came late in it); `fixed-window` is one counter.
+wait. Cost: one entry per admitted request in the window (60 small entries per key at the
+default); in memory `limits` inserts each at the head of a list, so a check costs more as the
+window fills (with a limit far above 700 requests a second, about 6 % of a request's CPU, and
+the minute's ~42,000 entries held in memory). `sliding-window-counter` costs the same at any N,
+in memory and in Redis (two counters per key; the previous window is weighted by how much of it
+is still inside the period, which approximates a moving window and can admit more than N within
+one period when the previous window's requests came late in it); `fixed-window` is one counter.
 Shared through Redis, each is checked and recorded atomically, so instances count together.
 
 With several limits (`10/second;1000/day`) each is checked in turn, as slowapi does; a request
@@ -87,16 +87,17 @@ log = logging.getLogger("api.ratelimit")
 SCOPE = "global"  # slowapi's application-limit scope: one budget across all endpoints
 _FIRST_PROBE_INTERVAL = 1.0  # after Redis fails; doubled after each failed probe ...
 _MAX_PROBE_INTERVAL = 30.0  # ... up to this
-# A bounded pool, with callers queueing for a turn: an unbounded one opens a connection per
-# concurrent request, and a burst of thousands then fails on connect timeouts (measured: 5000
-# concurrent checks fell back to memory), while 64 connections serve ~20k checks/s from one
-# event loop.
+
 _STRATEGIES: dict[str, type[Strategy]] = {
     "moving-window": MovingWindowRateLimiter,
     "sliding-window-counter": SlidingWindowCounterRateLimiter,
     "fixed-window": FixedWindowRateLimiter,
 }
 
+# A bounded pool, with callers queueing for a turn: an unbounded one opens a connection per
+# concurrent request, and a burst of thousands then fails on connect timeouts (measured: 5000
+# concurrent checks fell back to memory), while 64 connections serve ~20k checks/s from one
+# event loop.
 _REDIS_POOL_SIZE = 64
 # How long a check may queue for a turn on Redis: past it Redis is answering slower than checks
 # arrive, and the instance limits in memory for a while, as if Redis were down.
