@@ -30,13 +30,13 @@ started), where a fixed window admits up to 2N across a window boundary. In Redi
 check-and-record is one Lua script, so several instances sharing a Redis admit exactly N
 together. A refused request records nothing, so hammering while limited does not extend the
 wait. Cost: one entry per admitted request in the window (60 small entries per key at the
-default); in memory `limits` inserts each at the head of a list, so a check costs more as the
-window fills (with a limit far above 700 requests a second, about 6 % of a request's CPU, and
-the minute's ~42,000 entries held in memory). `sliding-window-counter` costs the same at any N,
-in memory and in Redis (two counters per key; the previous window is weighted by how much of it
-is still inside the period, which approximates a moving window and can admit more than N within
-one period when the previous window's requests came late in it); `fixed-window` is one counter.
-Shared through Redis, each is checked and recorded atomically, so instances count together.
+default). `limits`' memory storage inserts each at the head of a list, so a check there costs
+more as the window fills: in memory the moving window is ours (`api.moving_window`, the same
+answers at a constant cost). `sliding-window-counter` costs the same at any N, in memory and in
+Redis (two counters per key; the previous window is weighted by how much of it is still inside
+the period, which approximates a moving window and can admit more than N within one period
+when the previous window's requests came late in it); `fixed-window` is one counter. Shared
+through Redis, each is checked and recorded atomically, so instances count together.
 
 With several limits (`10/second;1000/day`) each is checked in turn, as slowapi does; a request
 refused by a later limit has already been counted by the earlier ones. That errs on the strict
@@ -73,6 +73,7 @@ from slowapi.wrappers import Limit, LimitGroup
 from api import metrics
 from api.config import ServiceSettings
 from api.errors import APIError
+from api.moving_window import MemoryMovingWindow
 
 __all__ = [
     "KeyRateLimitExceeded",
@@ -87,6 +88,8 @@ log = logging.getLogger("api.ratelimit")
 SCOPE = "global"  # slowapi's application-limit scope: one budget across all endpoints
 _FIRST_PROBE_INTERVAL = 1.0  # after Redis fails; doubled after each failed probe ...
 _MAX_PROBE_INTERVAL = 30.0  # ... up to this
+
+Checker = Strategy | MemoryMovingWindow  # what checks and records a request
 
 _STRATEGIES: dict[str, type[Strategy]] = {
     "moving-window": MovingWindowRateLimiter,
@@ -172,8 +175,8 @@ class RateLimiter:
         self._storage: Storage | None = None
         self._pool: BlockingConnectionPool | None = None
         self._strategy = _STRATEGIES[settings.rate_limit_strategy]
-        self._primary: Strategy | None = None
-        self._fallback: Strategy | None = None
+        self._primary: Checker | None = None
+        self._fallback: Checker | None = None
         self._fallback_storage: MemoryStorage | None = None
         # Turns on Redis: a check queues here, not in the pool, so the queueing is not counted
         # against its Redis timeout, and a check that queued while Redis went down goes to memory.
@@ -207,10 +210,17 @@ class RateLimiter:
         if not isinstance(storage, Storage):  # a sync scheme such as plain memory:// or redis://
             raise ValueError(f"{self._uri!r} is not an asyncio rate-limit storage")
         self._storage = storage
-        self._primary = self._strategy(storage)
+        self._primary = self._checker(storage)
         self._turns = asyncio.Semaphore(_REDIS_POOL_SIZE)
         self._fallback_storage = MemoryStorage()
-        self._fallback = self._strategy(self._fallback_storage)
+        self._fallback = self._checker(self._fallback_storage)
+
+    def _checker(self, storage: Storage) -> Checker:
+        """The strategy over `storage`; a moving window in memory is ours (`api.moving_window`:
+        the same answers at a constant cost per check)."""
+        if self._strategy is MovingWindowRateLimiter and isinstance(storage, MemoryStorage):
+            return MemoryMovingWindow()
+        return self._strategy(storage)
 
     async def aclose(self) -> None:
         if self._pool is not None:
@@ -273,7 +283,7 @@ class RateLimiter:
         assert self._fallback is not None
         return await self._evaluate(self._fallback, key_id)
 
-    async def _evaluate(self, limiter: Strategy, key_id: str) -> RateLimitState:
+    async def _evaluate(self, limiter: Checker, key_id: str) -> RateLimitState:
         identifiers = (self.prefix, key_id, SCOPE)
         tightest: RateLimitState | None = None
         for lim in self.limits:
