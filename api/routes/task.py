@@ -108,7 +108,7 @@ def task_response(outcome: Outcome, *, trace: bool) -> TaskResponse:
         latency_ms=round(record.latency_ms, 3),
         budget_exhausted=answer.budget_exhausted,
         cost_usd=trace_cost(record.trace),
-        budget_reason=cast(BudgetReason | None, answer.budget_reason),
+        budget_reason=cast("BudgetReason | None", answer.budget_reason),
         sampling=(
             SamplingOut.model_validate(answer.sampling.to_dict())
             if answer.sampling is not None

@@ -86,7 +86,7 @@ def result_extension(outcome: Outcome, *, trace: bool) -> ReasoningAgentResult:
         calls=answer.calls,
         cost_usd=trace_cost(record.trace),
         budget_exhausted=answer.budget_exhausted,
-        budget_reason=cast(BudgetReason | None, answer.budget_reason),
+        budget_reason=cast("BudgetReason | None", answer.budget_reason),
         sampling=(
             SamplingOut.model_validate(answer.sampling.to_dict())
             if answer.sampling is not None
