@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -483,26 +484,33 @@ UNSTORABLE = "nul \x00 and lone surrogate \ud800"
 
 
 def stored_as(store: SqlTaskStore, text: str) -> str:
-    text = text.replace("\ud800", "\ufffd")
+    text = re.sub("[\ud800-\udfff]", "\ufffd", text)
     return text if store.backend == "sqlite" else text.replace("\x00", "\ufffd")
 
 
+# Each alone too: the store checks a whole row in one pass first, and a NUL alone (PostgreSQL) or
+# a surrogate alone must each be caught by that check.
+@pytest.mark.parametrize(
+    "unstorable",
+    [UNSTORABLE, "only a nul \x00", "only a surrogate \udfff"],
+    ids=["both", "nul", "surrogate"],
+)
 async def test_text_a_backend_cannot_hold_is_stored_with_replacement_characters(
-    store: SqlTaskStore,
+    store: SqlTaskStore, unstorable: str
 ) -> None:
     record = make_record(
-        prompt=UNSTORABLE,
-        system=UNSTORABLE,
-        model=UNSTORABLE,
-        answer=UNSTORABLE,
-        error_message=UNSTORABLE,
-        params={"stop": [UNSTORABLE]},
-        votes={UNSTORABLE: 2},
-        trace=[{"text": UNSTORABLE, UNSTORABLE: [UNSTORABLE]}],
+        prompt=unstorable,
+        system=unstorable,
+        model=unstorable,
+        answer=unstorable,
+        error_message=unstorable,
+        params={"stop": [unstorable]},
+        votes={unstorable: 2},
+        trace=[{"text": unstorable, unstorable: [unstorable]}],
     )
     await store.add(record)
 
-    kept = stored_as(store, UNSTORABLE)
+    kept = stored_as(store, unstorable)
     assert await store.get(record.id, key_id="key-a") == replace(
         record,
         prompt=kept,
@@ -516,7 +524,7 @@ async def test_text_a_backend_cannot_hold_is_stored_with_replacement_characters(
     )
     # ... and found again by the text the client typed.
     page = await store.query(
-        QueryFilters(q="NUL \x00 AND", model=UNSTORABLE), key_id="key-a", limit=5, cursor=None
+        QueryFilters(q=unstorable.upper(), model=unstorable), key_id="key-a", limit=5, cursor=None
     )
     assert [item.id for item in page.items] == [record.id]
 
