@@ -22,6 +22,7 @@ from api.budgets import Ledger
 from api.config import ServiceSettings, get_settings
 from api.deps import admit, admitted_principal
 from api.errors import ERROR_RESPONSES, install_error_handlers
+from api.hot_path import install_hot_routes
 from api.jobs.runtime import JobRuntime, Role
 from api.logging import configure_logging
 from api.middleware import RequestContextMiddleware
@@ -31,8 +32,10 @@ from api.ratelimit import RateLimiter
 from api.redaction import register_secrets
 from api.routes import health, jobs, providers, query, task, v1
 from api.routes import metrics as metrics_routes
+from api.routes.schemas import TaskRequest
 from api.security import KeyRing, presented_key
 from api.tasks import TaskPipeline
+from api.v1.schemas import ChatCompletionRequest
 from providers import ProviderRegistry, ProvidersSettings, load_registry, load_settings
 
 __all__ = ["create_app"]
@@ -214,6 +217,14 @@ def create_app(
             router, dependencies=[Depends(admitted_principal)], responses=ERROR_RESPONSES
         )
     document_key_schemes(app, protected)
+    # The two busiest endpoints answer ordinary requests without FastAPI's per-request work.
+    install_hot_routes(
+        app,
+        [
+            (task.router, task.run_task, TaskRequest),
+            (v1.router, v1.chat_completions, ChatCompletionRequest),
+        ],
+    )
     app.include_router(health.router)
     if not public_docs:
         app.include_router(_docs_router(app))
