@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from api.redaction import redact
+from api.redaction import REDACTED, redact
 from tests.api.conftest import ADMIN_KEY, KEY_A, KEY_B, MakeApp, Server, headers, server_env
 
 KEYS = (KEY_A, KEY_B, ADMIN_KEY)
@@ -58,3 +61,12 @@ def test_provider_secrets_in_error_messages_are_redacted() -> None:
 
     assert "sk-abcdefghijklmnop1234" not in text
     assert ":pw@" not in text
+
+
+@given(st.text(alphabet="sk-_ aA9.:/\n\u00e9", max_size=40))
+def test_provider_style_keys_are_masked_at_a_word_boundary_as_the_plain_pattern_does(
+    text: str,
+) -> None:
+    # The pattern is written literal first for speed; it must mask exactly what `\bsk-...` does.
+    plain = re.sub(r"\bsk-[A-Za-z0-9_\-]{8,}", REDACTED, text)
+    assert redact(text) == plain
