@@ -257,26 +257,32 @@ def _ms(values: list[float]) -> dict[str, float]:
     }
 
 
-async def client_burst(url: str, count: int) -> dict[str, Any]:
-    """`count` POST /task opened at once (after a small warm-up): wall, latencies, errors."""
+async def client_burst(url: str, count: int, direct: bool = False) -> dict[str, Any]:
+    """`count` POST /task opened at once (after a small warm-up): wall, latencies, errors.
+    `direct`: the same requests as chat completions straight to the mock upstream at `url`,
+    the burst's floor (this client and the mock share their CPU, with no service between)."""
     import aiohttp
 
-    payload = json.dumps(TASK_BODY).encode()
-    headers = {**KEY_HEADERS, "Content-Type": "application/json"}
+    if direct:
+        path, payload = "/v1/chat/completions", json.dumps(CHAT_BODY).encode()
+        headers = {"Authorization": f"Bearer {UPSTREAM_KEY}", "Content-Type": "application/json"}
+    else:
+        path, payload = "/task", json.dumps(TASK_BODY).encode()
+        headers = {**KEY_HEADERS, "Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=300)
     statuses: dict[str, int] = {}
     finished: list[float] = []
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         for _ in range(2):  # warm-up: a few tasks, connections to the upstream opened
-            async with session.post(f"{url}/task", data=payload, headers=headers) as answer:
+            async with session.post(f"{url}{path}", data=payload, headers=headers) as answer:
                 await answer.read()
         gate = asyncio.Event()
 
         async def one() -> None:
             await gate.wait()
             try:
-                async with session.post(f"{url}/task", data=payload, headers=headers) as answer:
+                async with session.post(f"{url}{path}", data=payload, headers=headers) as answer:
                     await answer.read()
                     status = str(answer.status)
             except Exception as error:  # counted, not raised: the burst is measured whole
@@ -810,8 +816,11 @@ def memory_section(plan: Plan, pinning: Pinning, work: Path, upstream: Server) -
 
 
 def burst_section(plan: Plan, pinning: Pinning, work: Path) -> dict[str, Any]:
+    with mock(1.0, pinning) as slow:
+        floor = run_client("burst", slow.url, pinning, 600, count=plan.burst, direct=True)
     with mock(1.0, pinning) as slow, ours(slow.url, work, "burst", 1, pinning.server) as target:
         r: dict[str, Any] = run_client("burst", target.url, pinning, 600, count=plan.burst)
+    r["direct_to_mock"] = floor
     r["upstream_latency_s"] = 1.0
     r["settings"] = {
         "RATE_LIMIT": "100000000/minute",
@@ -821,6 +830,10 @@ def burst_section(plan: Plan, pinning: Pinning, work: Path) -> dict[str, Any]:
     say(
         f"  {plan.burst} concurrent POST /task, upstream 1 s: wall {r['wall_s']:.2f} s, p50 "
         f"{r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, errors {r['errors']} {r['statuses']}"
+    )
+    say(
+        f"  the same {plan.burst} straight to the mock (the harness's own floor): wall "
+        f"{floor['wall_s']:.2f} s, p50 {floor['p50_ms']:.0f} ms, errors {floor['errors']}"
     )
     return r
 
@@ -929,7 +942,8 @@ def report(results: dict[str, Any]) -> None:
         lines.append(
             f"P3 burst: {b['requests']} concurrent /task, upstream 1 s, 1 worker: wall "
             f"{b['wall_s']:.2f} s (target <= 1.5 s), p50 {b['p50_ms']:.0f} ms, "
-            f"errors {b['errors']}"
+            f"errors {b['errors']}; the same client straight to the mock: "
+            f"{b['direct_to_mock']['wall_s']:.2f} s"
         )
     if "vote" in results:
         v = results["vote"]
