@@ -59,6 +59,8 @@ CATEGORIES: list[tuple[str, Callable[[Frames], bool]]] = [
     ("engine driver (agent_core)", _any("agent_core/")),
     ("our route and task pipeline", _any("api/routes", "api/tasks", "api/rendering")),
     ("authentication", _any("api/deps", "api/security")),
+    # What the hot path does itself (read, parse, validate the body); the route it calls is above.
+    ("hot path: body read, parsed, validated", _any("api/hot_path")),
     ("our middleware", lambda frames: _own_leaf(frames, "api/middleware")),
     (
         "FastAPI dependencies, validation, serialisation",
