@@ -32,10 +32,8 @@ from api.ratelimit import RateLimiter
 from api.redaction import register_secrets
 from api.routes import health, jobs, providers, query, task, v1
 from api.routes import metrics as metrics_routes
-from api.routes.schemas import TaskRequest
 from api.security import KeyRing, presented_key
 from api.tasks import TaskPipeline
-from api.v1.schemas import ChatCompletionRequest
 from providers import ProviderRegistry, ProvidersSettings, load_registry, load_settings
 
 __all__ = ["create_app"]
@@ -220,10 +218,7 @@ def create_app(
     # The two busiest endpoints answer ordinary requests without FastAPI's per-request work.
     install_hot_routes(
         app,
-        [
-            (task.router, task.run_task, TaskRequest),
-            (v1.router, v1.chat_completions, ChatCompletionRequest),
-        ],
+        [(task.router, task.run_task), (v1.router, v1.chat_completions)],
     )
     app.include_router(health.router)
     if not public_docs:

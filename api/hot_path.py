@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, get_type_hints
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
@@ -125,17 +125,19 @@ class HotRoute(BaseRoute):
         await self.app.router.app(scope, replay, send)
 
 
-def install_hot_routes(
-    app: FastAPI, endpoints: Sequence[tuple[APIRouter, Endpoint, type[BaseModel]]]
-) -> None:
-    """Puts a `HotRoute` first in the app for each `(router, endpoint, body model)`: the POST
-    route of `endpoint` in `router`, which the app already includes."""
+def install_hot_routes(app: FastAPI, endpoints: Sequence[tuple[APIRouter, Endpoint]]) -> None:
+    """Puts a `HotRoute` first in the app for each `(router, endpoint)`: the POST route of
+    `endpoint` in `router`, which the app already includes. The body model is the one the
+    endpoint declares for its `body` parameter, the model FastAPI validates against."""
     hot: list[BaseRoute] = []
-    for router, endpoint, body_model in endpoints:
+    for router, endpoint in endpoints:
         api_route = next(
             route
             for route in router.routes
             if isinstance(route, APIRoute) and route.endpoint is endpoint
         )
+        body_model = get_type_hints(endpoint)["body"]
+        if not (isinstance(body_model, type) and issubclass(body_model, BaseModel)):
+            raise TypeError(f"{endpoint.__name__}'s body is not a pydantic model")
         hot.append(HotRoute(app, api_route, body_model))
     app.router.routes[0:0] = hot
