@@ -494,13 +494,13 @@ def service_env(upstream: str, work: Path, name: str) -> dict[str, str]:
     history on SQLite in `work`, metrics, the access log (LOG_LEVEL INFO) to a file."""
     return base_env(
         **{
-            **_service_defaults(upstream, work, name),
+            **service_defaults(upstream, work, name),
             **SERVICE_OVERRIDES,
         }
     )
 
 
-def _service_defaults(upstream: str, work: Path, name: str) -> dict[str, str]:
+def service_defaults(upstream: str, work: Path, name: str) -> dict[str, str]:
     return dict(
         API_KEYS=BENCH_KEY,
         RATE_LIMIT="100000000/minute",

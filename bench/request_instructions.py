@@ -37,8 +37,12 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-UPSTREAM_KEY = "sk-instructions-upstream"
-KEY = "instructions-bench-key"
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench.gateway_bench import TASK_BODY, V1_BODY, service_defaults  # noqa: E402
+from bench.harness import BENCH_KEY, UPSTREAM_KEY  # noqa: E402
+
+_STARTING_ENVIRONMENT = dict(os.environ)
 WARM_UP = 50  # requests per task before counting
 
 
@@ -84,7 +88,6 @@ def _totals(path: Path) -> int:
 
 
 def _drive(args: argparse.Namespace, *, counted: bool) -> None:
-    sys.path.insert(0, str(REPO_ROOT))
     import uvloop
 
     from tests.mock_upstreams import MockProcess
@@ -93,13 +96,9 @@ def _drive(args: argparse.Namespace, *, counted: bool) -> None:
         MockProcess("openai", api_key=UPSTREAM_KEY, latency=0.0) as upstream,
         tempfile.TemporaryDirectory() as data,
     ):
-        os.environ.update(
-            API_KEYS=KEY,
-            RATE_LIMIT="100000000/minute",
-            DATA_DIR=data,
-            OPENAI_API_KEY=UPSTREAM_KEY,
-            OPENAI_BASE_URL=upstream.base_url,
-        )
+        # The settings gateway_bench gives its servers (HOST and the like go unused here).
+        upstream_root = upstream.base_url.removesuffix("/v1")
+        os.environ.update(service_defaults(upstream_root, Path(data), "instructions"))
         for setting in args.env:
             name, _, value = setting.partition("=")
             os.environ[name] = value
@@ -111,11 +110,7 @@ def _drive(args: argparse.Namespace, *, counted: bool) -> None:
 
 
 async def _load(app: Any, args: argparse.Namespace, counted: bool) -> dict[str, Any]:
-    if args.path == "/task":
-        body = json.dumps({"prompt": "What is 2 + 2?"}).encode()
-    else:
-        messages = [{"role": "user", "content": "What is 2 + 2?"}]
-        body = json.dumps({"model": "gpt-4.1-mini", "messages": messages}).encode()
+    body = json.dumps(TASK_BODY if args.path == "/task" else V1_BODY).encode()
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -129,7 +124,7 @@ async def _load(app: Any, args: argparse.Namespace, counted: bool) -> dict[str, 
         "headers": [
             (b"host", b"127.0.0.1:8000"),
             (b"content-type", b"application/json"),
-            (b"x-api-key", KEY.encode()),
+            (b"x-api-key", BENCH_KEY.encode()),
             (b"content-length", str(len(body)).encode()),
         ],
         "client": ("127.0.0.1", 40000),
@@ -171,9 +166,10 @@ async def _load(app: Any, args: argparse.Namespace, counted: bool) -> dict[str, 
 
 def _instrument(counted: bool, state: str) -> None:
     if counted:
-        subprocess.run(
-            ["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True
-        )
+        # In the environment this script started with: with HOST set (one of the service's
+        # settings), callgrind_control answered OK and switched nothing (seen here).
+        command = ["callgrind_control", "-i", state, str(os.getpid())]
+        subprocess.run(command, check=True, capture_output=True, env=_STARTING_ENVIRONMENT)
 
 
 if __name__ == "__main__":
