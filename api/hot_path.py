@@ -42,12 +42,13 @@ Endpoint = Callable[[Any, Request, Principal], Awaitable[Response]]
 # than charset=utf-8, `+json` types) takes FastAPI's route, which parses the header in full.
 _JSON_TYPES = frozenset(
     {
-        b"application/json",
-        b"application/json; charset=utf-8",
-        b"application/json;charset=utf-8",
-        b"application/json; charset=UTF-8",
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/json;charset=utf-8",
+        "application/json; charset=UTF-8",
     }
 )
+
 # In the request's scope: "answered" or "declined" (then FastAPI's route answered it).
 HOT_PATH = "reasoning_agent.hot_path"
 
@@ -84,7 +85,7 @@ class HotRoute(BaseRoute):
             raise
         except Exception:  # as FastAPI answers a body it could not read
             raise HTTPException(400, "There was an error parsing the body") from None
-        body = self._parse(scope, raw)
+        body = self._parse(request, raw)
         if body is None:
             await self._decline(scope, raw, receive, send)
             return
@@ -93,17 +94,13 @@ class HotRoute(BaseRoute):
         response = await self.endpoint(body, request, principal)
         await response(scope, receive, send)
 
-    def _parse(self, scope: Scope, raw: bytes) -> BaseModel | None:
+    def _parse(self, request: Request, raw: bytes) -> BaseModel | None:
         """The body model, parsed and validated as FastAPI does (`json.loads`, then the model in
         Python mode), or None for anything the hot path leaves to FastAPI."""
         if not raw or self.app.dependency_overrides:
             return None
-        content_type = None
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value
-                break
-        if content_type not in _JSON_TYPES:
+        # Read as FastAPI reads it (the first Content-Type header), then compared as written.
+        if request.headers.get("content-type") not in _JSON_TYPES:
             return None
         try:
             return self.body_model.model_validate(json.loads(raw))
