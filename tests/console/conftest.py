@@ -63,6 +63,22 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     launched.close()
 
 
+# Two elements with one id break `#id` look-ups (the page's and a test's alike: a locator that
+# matches two elements fails, or finds the wrong one while a view is being replaced). Every DOM
+# change is checked, so an id held twice even for a moment is reported, whichever test shows it.
+_WATCH_DUPLICATE_IDS = """
+new MutationObserver(() => {
+  const seen = new Set();
+  const twice = new Set();
+  for (const element of document.querySelectorAll("[id]")) {
+    if (seen.has(element.id)) twice.add(element.id);
+    seen.add(element.id);
+  }
+  if (twice.size) window.__reportDuplicateIds([...twice]);
+}).observe(document, { childList: true, subtree: true, attributes: true, attributeFilter: ["id"] });
+"""
+
+
 @dataclass
 class Console:
     """A running service and what a browser page saw of it."""
@@ -73,10 +89,14 @@ class Console:
     requests: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
+    duplicate_ids: set[str] = field(default_factory=set)
 
     def page(self, context: BrowserContext) -> Page:
-        """A page that records every request it makes, CSP violations and script errors."""
+        """A page that records every request it makes, CSP violations, script errors and any
+        id that two elements held at once."""
         page = context.new_page()
+        page.expose_function("__reportDuplicateIds", lambda ids: self.duplicate_ids.update(ids))
+        page.add_init_script(_WATCH_DUPLICATE_IDS)
         page.on("request", lambda request: self.requests.append(request.url))
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
         page.on(
@@ -155,6 +175,7 @@ def start_console(
         assert not outside, f"the console fetched from outside its service: {outside}"
         assert not console.violations, f"Content-Security-Policy violations: {console.violations}"
         assert not console.page_errors, f"uncaught script errors: {console.page_errors}"
+        assert not console.duplicate_ids, f"ids held by two elements: {console.duplicate_ids}"
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def test_a_streamed_task_shows_its_progress_call_by_call(
     # Seen mid-way: one call of three done, the next one out (its bar growing).
     expect(text).to_have_text("1 of 3 calls done")
     assert progress.evaluate("p => [p.value, p.max]") == [1, 3]
-    expect(page.locator("#timeline li.call.running")).to_have_count(1)
+    expect(page.locator("#live-timeline li.call.running")).to_have_count(1)
     screenshot(page, "new-task-streaming")
     expect(text).to_have_text("2 of 3 calls done")
 
@@ -44,7 +44,7 @@ def test_a_streamed_task_shows_its_progress_call_by_call(
     expect(final).to_be_visible()
     expect(text).to_have_text("3 calls done")
     assert progress.evaluate("p => [p.value, p.max]") == [3, 3]
-    calls = page.locator("#timeline li.call")
+    calls = page.locator("#live-timeline li.call")
     expect(calls).to_have_count(3)
     expect(calls.nth(0)).to_contain_text("draft")
     expect(calls.nth(1)).to_contain_text("critique 1")
@@ -135,6 +135,7 @@ def test_a_vote_across_providers_is_broken_down_by_provider(
     screenshot(page, "new-task-cross-provider-vote")
 
     page.click("#open-task")
+    expect(page.locator("#task-status")).to_have_text("succeeded")  # the task's page, not this one
     expect(page.locator("#vote-chart li.winner")).to_have_attribute("data-votes", "4")
     recorded = page.locator("#vote-breakdown")
     expect(recorded.locator("tbody tr")).to_have_count(2)
@@ -154,7 +155,7 @@ def test_a_background_task_is_watched_then_cancelled(
     expect(page).to_have_url(re.compile(r"#/task/[0-9a-f]+$"))
     task_id = page.url.rsplit("/", 1)[1]
     expect(page.locator(".live-status")).to_contain_text("Running: draft")
-    expect(page.locator("#timeline li.call.running")).to_have_count(1)
+    expect(page.locator("#live-timeline li.call.running")).to_have_count(1)
     screenshot(page, "task-background-running")
 
     page.click("#cancel-task")

@@ -75,7 +75,7 @@ export class LiveTask {
       case "vote":
         this.votes.replaceChildren(
           h("h2", {}, `Running vote: ${data.cast} of ${data.planned} cast, leader ${data.leader ?? "–"} (${percent(data.share)})`),
-          voteChart({ votes: data.votes, confidence: data.share, answer: data.leader }),
+          voteChart({ votes: data.votes, confidence: data.share, answer: data.leader, id: "live-vote-chart" }),
         );
         break;
       case "delta":
@@ -118,6 +118,7 @@ export class LiveTask {
           starts: this.timed ? this.starts : null,
           running: [...this.running],
           now: this.now(),
+          id: "live-timeline",
         }),
       );
     }

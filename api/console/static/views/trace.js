@@ -32,9 +32,10 @@ function recordedStarts(steps) {
 /**
  * The timeline of `steps` (trace steps as the API gives them). `starts`: call index -> ms
  * from the task's start, as timed by a live view; without it, the starts the trace recorded
- * (`started_ms`) when every step has one. `running`: call indexes still out.
+ * (`started_ms`) when every step has one. `running`: call indexes still out. `id`: the live
+ * view names its own, so a running task's page can show it beside the recorded trace.
  */
-export function timeline(steps, { starts: timed = null, running = [], now = null } = {}) {
+export function timeline(steps, { starts: timed = null, running = [], now = null, id = "timeline" } = {}) {
   const starts = timed ?? recordedStarts(steps);
   // `now` is the live view's clock: recorded starts are on the driver's, so it is not theirs.
   const clock = timed ? now : null;
@@ -45,7 +46,7 @@ export function timeline(steps, { starts: timed = null, running = [], now = null
         1,
       )
     : Math.max(...steps.filter((step) => !running.includes(step.index)).map((step) => step.latency_ms ?? 0), 1);
-  const list = h("ol", { class: "timeline", id: "timeline" });
+  const list = h("ol", { class: "timeline", id });
   for (const step of steps) {
     const start = starts ? starts[step.index] ?? 0 : 0;
     const failed = Boolean(step.error);

@@ -26,9 +26,10 @@ function bar(share, className) {
 
 /**
  * The chart: `votes` is answer -> votes (normalised answers, as the API gives them);
- * `confidence` the winner's share; `answer` the task's answer (to break a tie).
+ * `confidence` the winner's share; `answer` the task's answer (to break a tie). `id` is the
+ * page's to give: the new-task page shows the running vote and the final one at once.
  */
-export function voteChart({ votes, confidence, answer, sampling }) {
+export function voteChart({ votes, confidence, answer, sampling, id = "vote-chart" }) {
   const entries = Object.entries(votes).sort((a, b) => b[1] - a[1]);
   const cast = entries.reduce((sum, [, n]) => sum + n, 0);
   const winner = winnerOf(votes, answer);
@@ -56,7 +57,7 @@ export function voteChart({ votes, confidence, answer, sampling }) {
   }
   return h(
     "figure",
-    { class: "votes", id: "vote-chart" },
+    { class: "votes", id },
     h("figcaption", {}, caption.join(" · ")),
     h("ol", { class: "vote-bars" }, items),
   );
