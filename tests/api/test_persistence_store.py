@@ -488,6 +488,20 @@ def stored_as(store: SqlTaskStore, text: str) -> str:
     return text if store.backend == "sqlite" else text.replace("\x00", "\ufffd")
 
 
+def _text_everywhere(text: str) -> dict[str, Any]:
+    """A record's text fields, each holding `text` (the JSON ones as key and value too)."""
+    return {
+        "prompt": text,
+        "system": text,
+        "model": text,
+        "answer": text,
+        "error_message": text,
+        "params": {"stop": [text]},
+        "votes": {text: 2},
+        "trace": [{"text": text, text: [text]}],
+    }
+
+
 # Each alone too: the store checks a whole row in one pass first, and a NUL alone (PostgreSQL) or
 # a surrogate alone must each be caught by that check.
 @pytest.mark.parametrize(
@@ -498,30 +512,11 @@ def stored_as(store: SqlTaskStore, text: str) -> str:
 async def test_text_a_backend_cannot_hold_is_stored_with_replacement_characters(
     store: SqlTaskStore, unstorable: str
 ) -> None:
-    record = make_record(
-        prompt=unstorable,
-        system=unstorable,
-        model=unstorable,
-        answer=unstorable,
-        error_message=unstorable,
-        params={"stop": [unstorable]},
-        votes={unstorable: 2},
-        trace=[{"text": unstorable, unstorable: [unstorable]}],
-    )
+    record = make_record(**_text_everywhere(unstorable))
     await store.add(record)
 
     kept = stored_as(store, unstorable)
-    assert await store.get(record.id, key_id="key-a") == replace(
-        record,
-        prompt=kept,
-        system=kept,
-        model=kept,
-        answer=kept,
-        error_message=kept,
-        params={"stop": [kept]},
-        votes={kept: 2},
-        trace=[{"text": kept, kept: [kept]}],
-    )
+    assert await store.get(record.id, key_id="key-a") == replace(record, **_text_everywhere(kept))
     # ... and found again by the text the client typed.
     page = await store.query(
         QueryFilters(q=unstorable.upper(), model=unstorable), key_id="key-a", limit=5, cursor=None
